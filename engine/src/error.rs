@@ -1,0 +1,76 @@
+//! Engine errors. Which to use when:
+//! - [`ValidationError`]: the caller's input is wrong. Carries the field and a message safe to
+//!   show to the user; nothing was changed.
+//! - [`Error::NotFound`] / [`Error::Conflict`]: the input is well-formed but the store says no.
+//! - [`Error::Store`]: the database failed; details are for the log, not the user.
+
+use serde::{Deserialize, Serialize};
+
+/// Bad input: which field, and what is wrong with it, in words an operator understands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct ValidationError {
+    pub field: String,
+    pub message: String,
+}
+
+impl ValidationError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// `value` is not one of the allowed spellings of `label`.
+    pub fn not_one_of<'a>(
+        label: &str,
+        value: &str,
+        allowed: impl IntoIterator<Item = &'a str>,
+    ) -> Self {
+        let allowed: Vec<&str> = allowed.into_iter().collect();
+        let shown: String = value.chars().take(40).collect();
+        Self::new(
+            label,
+            format!(
+                "{shown:?} is not a valid {label}; expected one of: {}",
+                allowed.join(", ")
+            ),
+        )
+    }
+
+    /// Re-labels the error with the name of the field it came from (e.g. a query parameter).
+    pub fn in_field(mut self, field: &str) -> Self {
+        self.field = field.to_string();
+        self
+    }
+}
+
+/// Everything the engine can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Validation(#[from] ValidationError),
+    #[error("{what} {key:?} not found")]
+    NotFound { what: &'static str, key: String },
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[cfg(feature = "store")]
+    #[error("store error: {0}")]
+    Store(#[from] sqlx::Error),
+    #[cfg(feature = "store")]
+    #[error("migration error: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl Error {
+    pub fn not_found(what: &'static str, key: impl Into<String>) -> Self {
+        Error::NotFound {
+            what,
+            key: key.into(),
+        }
+    }
+}
+
+/// Result alias for engine operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,52 @@
+//! The engine's event bus. Every state change publishes an [`Event`] after its transaction
+//! commits; the server turns them into server-sent events for browsers. A slow subscriber
+//! that falls behind is told so (`Lagged`) and must re-read a snapshot.
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+use crate::time::Millis;
+
+/// Something that changed in the fleet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// The demo fleet was created or resized; everything may have changed.
+    FleetSeeded {
+        subclouds: u64,
+        added: u64,
+        removed: u64,
+        at: Millis,
+    },
+}
+
+/// A bounded broadcast channel of [`Event`]s.
+#[derive(Clone, Debug)]
+pub struct EventBus {
+    tx: broadcast::Sender<Event>,
+}
+
+impl EventBus {
+    /// Capacity bounds memory; subscribers that fall further behind get `Lagged`.
+    pub const CAPACITY: usize = 4096;
+
+    pub fn new() -> Self {
+        let (tx, _) = broadcast::channel(Self::CAPACITY);
+        Self { tx }
+    }
+
+    /// Publishes to current subscribers; with none, the event is simply dropped.
+    pub fn publish(&self, event: Event) {
+        let _ = self.tx.send(event);
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.tx.subscribe()
+    }
+}
+
+impl Default for EventBus {
+    fn default() -> Self {
+        Self::new()
+    }
+}

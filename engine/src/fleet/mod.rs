@@ -1,0 +1,161 @@
+//! Fleet inventory: subclouds, subcloud groups, system controllers and peer groups; the
+//! subcloud list query; the fleet overview; and the deterministic demo fleet.
+
+pub mod cities;
+mod model;
+mod query;
+
+#[cfg(feature = "store")]
+pub mod demo;
+#[cfg(feature = "store")]
+mod store;
+
+pub use model::*;
+pub use query::*;
+
+use serde::{Deserialize, Serialize};
+
+use crate::health::{Alarm, AlarmCounts, AlarmStatus};
+use crate::time::Millis;
+
+/// One row of the subcloud list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubcloudSummary {
+    pub name: String,
+    pub management: ManagementState,
+    pub availability: AvailabilityStatus,
+    pub deploy_status: DeployStatus,
+    pub sync_status: SyncStatus,
+    pub alarm_status: AlarmStatus,
+    pub alarms: AlarmCounts,
+    pub software_version: String,
+    pub group: String,
+    pub peer_group: Option<String>,
+    pub controller: String,
+    pub city: String,
+    pub country: String,
+    pub region: String,
+}
+
+/// Sync status of one endpoint of one subcloud.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EndpointSync {
+    pub endpoint: EndpointType,
+    pub status: SyncStatus,
+    pub updated_at: Millis,
+}
+
+/// Everything known about one subcloud.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubcloudDetail {
+    pub id: i64,
+    pub summary: SubcloudSummary,
+    pub description: String,
+    pub location: String,
+    pub lat: f64,
+    pub lon: f64,
+    pub endpoints: Vec<EndpointSync>,
+    /// Active alarms first (most severe first), then the most recently cleared.
+    pub alarms: Vec<Alarm>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+/// One page of the filtered, sorted subcloud list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubcloudPage {
+    pub rows: Vec<SubcloudSummary>,
+    /// Subclouds matching the filter (all pages).
+    pub matching: u64,
+    pub page: u32,
+    pub per_page: u32,
+}
+
+impl SubcloudPage {
+    pub fn page_count(&self) -> u32 {
+        let per = u64::from(self.per_page.max(1));
+        u32::try_from(self.matching.div_ceil(per).max(1)).unwrap_or(u32::MAX)
+    }
+}
+
+/// Subclouds managed by one system controller.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ControllerLoad {
+    pub name: String,
+    pub region: String,
+    pub availability: ControllerAvailability,
+    pub capacity: u64,
+    pub subclouds: u64,
+    pub online: u64,
+    pub offline: u64,
+}
+
+/// Fleet-wide key figures for the overview page. Every number comes from one consistent
+/// read of the store, taken at `as_of`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Overview {
+    pub total: u64,
+    pub online: u64,
+    pub offline: u64,
+    pub managed: u64,
+    pub unmanaged: u64,
+    /// Subclouds whose alarm roll-up is `critical`.
+    pub alarm_critical: u64,
+    /// Subclouds whose alarm roll-up is `degraded`.
+    pub alarm_degraded: u64,
+    pub out_of_sync: u64,
+    pub sync_unknown: u64,
+    pub deploy_failed: u64,
+    pub deploy_in_progress: u64,
+    /// Active alarms in the whole fleet, by severity.
+    pub active_alarms: AlarmCounts,
+    pub controllers: Vec<ControllerLoad>,
+    /// Subclouds per software version, most common first.
+    pub software_versions: Vec<(String, u64)>,
+    pub as_of: Millis,
+}
+
+/// Names offered by the list's group and peer-group filters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct FilterChoices {
+    pub groups: Vec<String>,
+    pub peer_groups: Vec<String>,
+}
+
+/// A subcloud group (reference §1.2). Group 1 is always "Default".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubcloudGroup {
+    pub id: i64,
+    pub name: String,
+    pub description: String,
+    pub update_apply_type: ApplyType,
+    pub max_parallel_subclouds: u32,
+}
+
+/// A central system controller.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SystemController {
+    pub id: i64,
+    pub name: String,
+    pub region: String,
+    pub city: String,
+    pub lat: f64,
+    pub lon: f64,
+    pub endpoint: String,
+    pub availability: ControllerAvailability,
+    pub capacity: u64,
+    pub reserved_capacity: u64,
+}
+
+/// A subcloud peer group (reference §1.3).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerGroup {
+    pub id: i64,
+    pub name: String,
+    pub priority: u32,
+    pub state: PeerGroupState,
+    pub max_subcloud_rehoming: u32,
+    pub leader: String,
+    pub migration_status: MigrationStatus,
+    pub owner_epoch: i64,
+}

@@ -1,0 +1,214 @@
+//! Persistence. One store API over two backends through sqlx's `Any` driver: an embedded
+//! SQLite file (the default: WAL, created and migrated on first start) and PostgreSQL (for
+//! production and for several controller instances sharing one database).
+//!
+//! SQL is written once in the common dialect: `$N` parameters, `BIGINT` integers (decoded as
+//! `i64` on both), timestamps as UTC milliseconds. Schemas differ only in DDL, so each
+//! backend has its own migrations folder under `migrations/`.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, ConnectOptions, Connection};
+
+use crate::error::{Error, Result, ValidationError};
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+
+/// Which database is behind the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// Recognises `sqlite:` and `postgres:`/`postgresql:` URLs.
+    pub fn of_url(url: &str) -> Result<Self, ValidationError> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres)
+        } else {
+            Err(ValidationError::new(
+                "database_url",
+                "expected sqlite://PATH or postgres://USER@HOST:PORT/DB",
+            ))
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// A connection pool to the controller's database.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Connects (creating an SQLite file if missing) without migrating.
+    pub async fn connect(url: &str) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::of_url(url)?;
+        let url = match backend {
+            // Create the file on first start unless the caller chose a mode.
+            Backend::Sqlite if !url.contains("mode=") => {
+                let sep = if url.contains('?') { '&' } else { '?' };
+                format!("{url}{sep}mode=rwc")
+            }
+            _ => url.to_string(),
+        };
+        let mut options = AnyConnectOptions::from_str(&url)?;
+        options = options
+            .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500));
+        let pool = AnyPoolOptions::new()
+            .max_connections(match backend {
+                Backend::Sqlite => 8,
+                Backend::Postgres => 16,
+            })
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers proceed while the engine writes; NORMAL sync is
+                        // durable across process crashes (not power loss of the last commit).
+                        for pragma in [
+                            "PRAGMA journal_mode = WAL",
+                            "PRAGMA synchronous = NORMAL",
+                            "PRAGMA foreign_keys = ON",
+                            "PRAGMA busy_timeout = 10000",
+                        ] {
+                            sqlx::query(pragma).execute(&mut *conn).await?;
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        Ok(Self { pool, backend })
+    }
+
+    /// Connects and brings the schema up to date.
+    pub async fn open(url: &str) -> Result<Self> {
+        let store = Self::connect(url).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Applies pending migrations of this backend.
+    pub async fn migrate(&self) -> Result<()> {
+        let migrator = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&self.pool).await?;
+        Ok(())
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        conn.ping().await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Converts a stored non-negative count to `u64`; a negative value would be a bug, read as 0.
+pub(crate) fn count(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+/// Converts a stored small count to `u32`, saturating.
+pub(crate) fn small(v: i64) -> u32 {
+    u32::try_from(v.max(0)).unwrap_or(u32::MAX)
+}
+
+/// Parses a stored enumeration; a value the code does not know is a corrupt row.
+pub(crate) fn parse_col<T: FromStr<Err = ValidationError>>(col: &str, v: &str) -> Result<T> {
+    v.parse::<T>().map_err(|e| {
+        Error::Store(sqlx::Error::Decode(
+            format!("column {col}: {}", e.message).into(),
+        ))
+    })
+}
+
+/// Builds SQL with `$N` placeholders and its arguments together. (sqlx's `QueryBuilder`
+/// writes `?` for the `Any` driver, which PostgreSQL rejects.)
+pub(crate) struct Sql<'q> {
+    text: String,
+    args: sqlx::any::AnyArguments<'q>,
+    count: usize,
+    error: Option<sqlx::error::BoxDynError>,
+}
+
+impl<'q> Sql<'q> {
+    pub fn new(text: impl Into<String>) -> Self {
+        Self {
+            text: text.into(),
+            args: Default::default(),
+            count: 0,
+            error: None,
+        }
+    }
+
+    pub fn push(&mut self, text: &str) -> &mut Self {
+        self.text.push_str(text);
+        self
+    }
+
+    /// Appends a placeholder bound to `value`.
+    pub fn bind<T>(&mut self, value: T) -> &mut Self
+    where
+        T: 'q + sqlx::Encode<'q, sqlx::Any> + sqlx::Type<sqlx::Any>,
+    {
+        use sqlx::Arguments;
+        if let Err(e) = self.args.add(value) {
+            self.error.get_or_insert(e);
+        }
+        self.count += 1;
+        self.text.push('$');
+        self.text.push_str(&self.count.to_string());
+        self
+    }
+
+    /// Binds the next value of a parenthesised list: a comma first unless the list just opened.
+    pub fn item<T>(&mut self, value: T) -> &mut Self
+    where
+        T: 'q + sqlx::Encode<'q, sqlx::Any> + sqlx::Type<sqlx::Any>,
+    {
+        if !self.text.trim_end().ends_with('(') {
+            self.text.push_str(", ");
+        }
+        self.bind(value)
+    }
+
+    /// The SQL text and its arguments, or the first encoding error.
+    pub fn finish(self) -> Result<(String, sqlx::any::AnyArguments<'q>)> {
+        match self.error {
+            Some(e) => Err(Error::Store(sqlx::Error::Encode(e))),
+            None => Ok((self.text, self.args)),
+        }
+    }
+}
