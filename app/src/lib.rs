@@ -1,1 +1,74 @@
-pub fn placeholder() {}
+#![recursion_limit = "256"]
+//! Murmuration's dashboard: server-rendered Leptos pages that hydrate in the browser.
+//!
+//! Organised by feature (`fleet`: overview, subcloud list and detail) with shared pieces in
+//! `components` and the page frame in `layout`. Server functions live next to the pages
+//! that use them and only adapt the engine: authorise, call, map errors. The engine is a
+//! dependency only under the `ssr` feature, so nothing server-side reaches the wasm bundle.
+
+pub mod components;
+pub mod error;
+pub mod fleet;
+pub mod layout;
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Stylesheet, Title};
+use leptos_router::components::{Route, Router, Routes};
+use leptos_router::{path, SsrMode};
+
+pub use error::ApiError;
+
+/// The HTML document around the app (server only renders this).
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <AutoReload options=options.clone()/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+/// The dashboard: router and pages.
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Stylesheet id="leptos" href="/pkg/murmur.css"/>
+        <Link rel="icon" href="/favicon.ico"/>
+        <Meta name="color-scheme" content="light dark"/>
+        <Title formatter=|page: String| format!("{page} · Murmuration")/>
+        <Router>
+            <layout::Frame>
+                // Async: every page is rendered complete on the server (no streaming
+                // placeholders), so it reads the same with JavaScript off, on a phone or in
+                // a portal.
+                <Routes fallback=layout::NotFound>
+                    <Route path=path!("/") view=fleet::OverviewPage ssr=SsrMode::Async/>
+                    <Route path=path!("/subclouds") view=fleet::SubcloudsPage ssr=SsrMode::Async/>
+                    <Route
+                        path=path!("/subclouds/:name")
+                        view=fleet::SubcloudPage
+                        ssr=SsrMode::Async
+                    />
+                </Routes>
+            </layout::Frame>
+        </Router>
+    }
+}
+
+/// Browser entry point: attaches to the server-rendered page.
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(App);
+}

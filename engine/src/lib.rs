@@ -19,6 +19,8 @@ mod engine;
 pub mod events;
 #[cfg(feature = "store")]
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 #[cfg(feature = "store")]
 pub use engine::Engine;

@@ -1,13 +1,12 @@
 //! The fleet store, end to end on a real database: the same suite on SQLite and PostgreSQL.
 
-mod common;
-
-use common::TestDb;
+use engine::both_backends;
 use engine::events::Event;
 use engine::fleet::demo::{self, generate};
 use engine::fleet::*;
 use engine::health::{AlarmCounts, AlarmSeverity, AlarmStatus};
 use engine::store::Backend;
+use engine::testing::TestDb;
 use engine::Error;
 
 both_backends!(
@@ -41,12 +40,17 @@ async fn seeding_is_idempotent_audited_and_announced(b: Backend) {
     let db = TestDb::new(b).await;
     let engine = db.engine().await;
     let mut events = engine.events().subscribe();
-    let r = engine.seed_demo(300).await.unwrap();
-    assert_eq!((r.subclouds, r.added, r.removed), (300, 300, 0));
+    // The default demo size: every generated combination of alarms must fit the schema.
+    let n = demo::DEFAULT_SUBCLOUDS;
+    let r = engine.seed_demo(n).await.unwrap();
+    assert_eq!(
+        (r.subclouds, r.added, r.removed),
+        (u64::from(n), u64::from(n), 0)
+    );
     match events.try_recv() {
         Ok(Event::FleetSeeded {
-            subclouds: 300,
-            added: 300,
+            subclouds: 2000,
+            added: 2000,
             removed: 0,
             ..
         }) => {}
@@ -57,8 +61,8 @@ async fn seeding_is_idempotent_audited_and_announced(b: Backend) {
     assert_eq!(audit[0].entry.action, "demo.seed");
 
     let before = engine.overview().await.unwrap();
-    let r = engine.seed_demo(300).await.unwrap();
-    assert_eq!((r.subclouds, r.added, r.removed), (300, 0, 0));
+    let r = engine.seed_demo(n).await.unwrap();
+    assert_eq!((r.subclouds, r.added, r.removed), (u64::from(n), 0, 0));
     assert!(events.try_recv().is_err(), "no change, no event");
     assert_eq!(
         engine.recent_audit(10).await.unwrap().len(),
@@ -77,7 +81,7 @@ async fn seeding_is_idempotent_audited_and_announced(b: Backend) {
     // Reopening the same store (a restart) sees the same fleet.
     drop(engine);
     let engine = db.engine().await;
-    assert_eq!(engine.overview().await.unwrap().total, 300);
+    assert_eq!(engine.overview().await.unwrap().total, u64::from(n));
 
     for bad in [0, demo::MAX_SUBCLOUDS + 1] {
         match engine.seed_demo(bad).await {
@@ -87,7 +91,7 @@ async fn seeding_is_idempotent_audited_and_announced(b: Backend) {
     }
     assert_eq!(
         engine.overview().await.unwrap().total,
-        300,
+        u64::from(n),
         "bad input changed nothing"
     );
 }

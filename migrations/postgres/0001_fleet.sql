@@ -104,8 +104,9 @@ CREATE TABLE alarms (
     cleared_at   BIGINT,
     acknowledged BIGINT NOT NULL DEFAULT 0
 );
--- At most one active alarm per (subcloud, alarm id): raising twice is idempotent.
-CREATE UNIQUE INDEX alarms_active ON alarms(subcloud_id, alarm_id) WHERE cleared_at IS NULL;
+-- At most one active alarm per (subcloud, alarm id, entity), as X.733 keys alarms by id and
+-- entity instance: raising twice is idempotent.
+CREATE UNIQUE INDEX alarms_active ON alarms(subcloud_id, alarm_id, entity) WHERE cleared_at IS NULL;
 CREATE INDEX alarms_subcloud ON alarms(subcloud_id, raised_at);
 CREATE INDEX alarms_active_severity ON alarms(severity) WHERE cleared_at IS NULL;
 

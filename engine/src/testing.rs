@@ -1,13 +1,12 @@
 //! Test databases on both backends: a fresh SQLite file in a temporary directory, or a fresh
 //! PostgreSQL database on the machine's server, created for one test and dropped after it.
 //! PostgreSQL is not optional: if it cannot be reached the test fails and says why.
-
-#![allow(dead_code)]
+//! Compiled only with the `testing` feature (the test suites of this workspace enable it).
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use engine::store::{Backend, Store};
-use engine::Engine;
+use crate::store::{Backend, Store};
+use crate::Engine;
 
 /// Where the PostgreSQL server for tests is; any database on it will do for creating others.
 pub fn postgres_admin_url() -> String {
@@ -116,13 +115,13 @@ macro_rules! both_backends {
         mod sqlite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() { super::$name(engine::store::Backend::Sqlite).await }
+                async fn $name() { super::$name($crate::store::Backend::Sqlite).await }
             )+
         }
         mod postgres {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() { super::$name(engine::store::Backend::Postgres).await }
+                async fn $name() { super::$name($crate::store::Backend::Postgres).await }
             )+
         }
     };

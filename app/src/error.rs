@@ -1,0 +1,82 @@
+//! The one error type of the dashboard's server functions: what the browser may see. Engine
+//! errors map onto it in one place (below), which also sets the HTTP status.
+
+use leptos::server_fn::codec::JsonEncoding;
+use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
+use serde::{Deserialize, Serialize};
+
+/// A failure the user can act on, or an opaque internal one (details go to the server log).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+    #[error("the server could not complete the request; it has been logged")]
+    Internal,
+    #[error("could not reach the server: {0}")]
+    Transport(String),
+}
+
+impl FromServerFnError for ApiError {
+    type Encoder = JsonEncoding;
+
+    fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
+        ApiError::Transport(value.to_string())
+    }
+}
+
+impl From<engine::ValidationError> for ApiError {
+    fn from(e: engine::ValidationError) -> Self {
+        ApiError::Invalid {
+            field: e.field,
+            message: e.message,
+        }
+    }
+}
+
+#[cfg(feature = "ssr")]
+impl From<engine::Error> for ApiError {
+    fn from(e: engine::Error) -> Self {
+        use leptos::prelude::use_context;
+        use leptos_axum::ResponseOptions;
+
+        let (status, err) = match e {
+            engine::Error::Validation(v) => (400, v.into()),
+            engine::Error::NotFound { what, key } => {
+                (404, ApiError::NotFound(format!("{what} {key:?} not found")))
+            }
+            engine::Error::Conflict(m) => (
+                409,
+                ApiError::Invalid {
+                    field: String::new(),
+                    message: m,
+                },
+            ),
+            other => {
+                tracing::error!(error = %other, "engine error in a server function");
+                (500, ApiError::Internal)
+            }
+        };
+        if let Some(r) = use_context::<ResponseOptions>() {
+            if let Ok(code) = http_status(status) {
+                r.set_status(code);
+            }
+        }
+        err
+    }
+}
+
+#[cfg(feature = "ssr")]
+fn http_status(code: u16) -> Result<http::StatusCode, http::status::InvalidStatusCode> {
+    http::StatusCode::from_u16(code)
+}
+
+/// The engine handle provided to every render and server function by the server.
+#[cfg(feature = "ssr")]
+pub fn engine() -> Result<engine::Engine, ApiError> {
+    leptos::prelude::use_context::<engine::Engine>().ok_or_else(|| {
+        tracing::error!("no Engine in context: the server must provide it");
+        ApiError::Internal
+    })
+}

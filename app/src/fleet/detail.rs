@@ -1,0 +1,130 @@
+//! One subcloud: every field, the per-endpoint sync table and its alarms.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_params_map;
+
+use super::get_subcloud_detail;
+use crate::components::{
+    alarm_status_tone, availability_tone, deploy_tone, management_tone, severity_tone, sync_tone,
+    Badge, ErrorPanel,
+};
+use engine::fleet::SubcloudDetail;
+
+#[component]
+pub fn SubcloudPage() -> impl IntoView {
+    let params = use_params_map();
+    let name = move || params.with(|p| p.get("name").unwrap_or_default());
+    let detail = Resource::new(name, get_subcloud_detail);
+    view! {
+        <Title text=move || name()/>
+        <p class="breadcrumb"><a href="/subclouds">"Subclouds"</a> " / "</p>
+        <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match detail.await {
+                    Ok(d) => view! { <DetailBody d/> }.into_any(),
+                    Err(e) => view! { <h1>{name()}</h1><ErrorPanel error=e/> }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn DetailBody(d: SubcloudDetail) -> impl IntoView {
+    let s = d.summary;
+    let fields: Vec<(&'static str, String)> = vec![
+        ("Description", d.description),
+        ("Location", d.location),
+        ("Coordinates", format!("{:.4}, {:.4}", d.lat, d.lon)),
+        ("Region", s.region),
+        ("Software version", s.software_version),
+        ("Group", s.group),
+        ("Peer group", s.peer_group.unwrap_or_else(|| "—".into())),
+        ("Managing controller", s.controller),
+        ("Created", d.created_at.to_iso()),
+        ("Updated", d.updated_at.to_iso()),
+    ];
+    let active = d.alarms.iter().filter(|a| a.cleared_at.is_none()).count();
+    view! {
+        <h1>{s.name.clone()}</h1>
+        <div class="status-strip" aria-label="Status">
+            <div><span class="label">"Availability"</span><Badge text=s.availability.to_string() tone=availability_tone(s.availability)/></div>
+            <div><span class="label">"Management"</span><Badge text=s.management.to_string() tone=management_tone(s.management)/></div>
+            <div><span class="label">"Deploy status"</span><Badge text=s.deploy_status.to_string() tone=deploy_tone(s.deploy_status)/></div>
+            <div><span class="label">"Sync"</span><Badge text=s.sync_status.to_string() tone=sync_tone(s.sync_status)/></div>
+            <div><span class="label">"Alarm status"</span><Badge text=s.alarm_status.to_string() tone=alarm_status_tone(s.alarm_status)/></div>
+        </div>
+        <div class="panels">
+            <section class="panel" aria-labelledby="props-heading">
+                <h2 id="props-heading">"Properties"</h2>
+                <dl class="props">
+                    {fields
+                        .into_iter()
+                        .map(|(k, v)| view! { <dt>{k}</dt><dd>{v}</dd> })
+                        .collect_view()}
+                </dl>
+            </section>
+            <section class="panel" aria-labelledby="sync-heading">
+                <h2 id="sync-heading">"Endpoint sync"</h2>
+                <table class="data endpoints">
+                    <thead>
+                        <tr><th scope="col">"Endpoint"</th><th scope="col">"Status"</th><th scope="col">"Updated"</th></tr>
+                    </thead>
+                    <tbody>
+                        {d.endpoints
+                            .into_iter()
+                            .map(|e| view! {
+                                <tr data-endpoint=e.endpoint.to_string()>
+                                    <th scope="row">{e.endpoint.to_string()}</th>
+                                    <td><Badge text=e.status.to_string() tone=sync_tone(e.status)/></td>
+                                    <td><time datetime=e.updated_at.to_iso()>{e.updated_at.to_iso()}</time></td>
+                                </tr>
+                            })
+                            .collect_view()}
+                    </tbody>
+                </table>
+            </section>
+        </div>
+        <section class="panel" aria-labelledby="alarms-heading">
+            <h2 id="alarms-heading">{format!("Alarms ({active} active)")}</h2>
+            {if d.alarms.is_empty() {
+                view! { <p class="empty">"No alarms."</p> }.into_any()
+            } else {
+                view! {
+                    <div class="table-scroll">
+                        <table class="data alarms">
+                            <thead>
+                                <tr>
+                                    <th scope="col">"Severity"</th>
+                                    <th scope="col">"Alarm"</th>
+                                    <th scope="col">"Reason"</th>
+                                    <th scope="col">"Entity"</th>
+                                    <th scope="col">"Raised"</th>
+                                    <th scope="col">"Cleared"</th>
+                                </tr>
+                            </thead>
+                            <tbody>
+                                {d.alarms
+                                    .into_iter()
+                                    .map(|a| {
+                                        let alarm_attr = a.alarm_id.clone();
+                                        view! {
+                                        <tr class:cleared=a.cleared_at.is_some() data-alarm=alarm_attr>
+                                            <td><Badge text=a.severity.to_string() tone=severity_tone(a.severity)/></td>
+                                            <td>{a.alarm_id}</td>
+                                            <td>{a.reason}</td>
+                                            <td class="entity">{a.entity}</td>
+                                            <td><time datetime=a.raised_at.to_iso()>{a.raised_at.to_iso()}</time></td>
+                                            <td>{a.cleared_at.map(|c| c.to_iso()).unwrap_or_else(|| "active".into())}</td>
+                                        </tr>
+                                    }})
+                                    .collect_view()}
+                            </tbody>
+                        </table>
+                    </div>
+                }.into_any()
+            }}
+        </section>
+    }
+}

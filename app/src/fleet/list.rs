@@ -1,0 +1,326 @@
+//! The subcloud list: filters, sort and page live in the URL, so a view can be shared and
+//! works without JavaScript (a plain GET form and links); after hydration the same form and
+//! links navigate in place and only the table is fetched again.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::components::Form;
+use leptos_router::hooks::use_query_map;
+
+use super::{get_filter_choices, get_subcloud_page};
+use crate::components::{
+    alarm_status_tone, availability_tone, deploy_tone, group_digits, management_tone, sync_tone,
+    Badge, ErrorPanel,
+};
+use crate::ApiError;
+use engine::fleet::{
+    AvailabilityStatus, DeployStatus, ManagementState, SortDir, SortKey, SubcloudPage,
+    SubcloudQuery, SyncStatus,
+};
+use engine::health::AlarmStatus;
+use engine::ValidationError;
+
+type ParsedQuery = Result<SubcloudQuery, ValidationError>;
+
+#[component]
+pub fn SubcloudsPage() -> impl IntoView {
+    let params = use_query_map();
+    let query: Memo<ParsedQuery> = Memo::new(move |_| {
+        params.with(|m| {
+            let pairs: Vec<(&'static str, String)> = SubcloudQuery::PARAMS
+                .iter()
+                .filter_map(|k| m.get(k).map(|v| (*k, v)))
+                .collect();
+            SubcloudQuery::from_params(pairs.iter().map(|(k, v)| (*k, v.as_str())))
+        })
+    });
+    let page = Resource::new(
+        move || query.get(),
+        |q| async move {
+            match q {
+                Ok(q) => get_subcloud_page(q).await,
+                Err(e) => Err(ApiError::from(e)),
+            }
+        },
+    );
+    let choices = Resource::new(|| (), |_| get_filter_choices());
+
+    view! {
+        <Title text="Subclouds"/>
+        <h1>"Subclouds"</h1>
+        <FilterForm query choices/>
+        <Transition fallback=|| view! { <p class="loading">"Loading subclouds…"</p> }>
+            {move || Suspend::new(async move {
+                match (page.await, query.get_untracked()) {
+                    (Ok(p), Ok(q)) => view! { <SubcloudTable page=p query=q/> }.into_any(),
+                    (Err(e), _) => view! { <ErrorPanel error=e/> }.into_any(),
+                    (_, Err(e)) => view! { <ErrorPanel error=e.into()/> }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
+/// A labelled `<select>` of one filter; choosing a value applies it at once when JavaScript
+/// runs, and with the Apply button otherwise.
+#[component]
+fn FilterSelect(
+    name: &'static str,
+    label: &'static str,
+    options: Vec<String>,
+    current: Signal<Option<String>>,
+) -> impl IntoView {
+    let id = format!("filter-{name}");
+    let label_for = id.clone();
+    view! {
+        <label class="filter" for=label_for>
+            <span>{label}</span>
+            <select
+                id=id
+                name=name
+                prop:value=move || current.get().unwrap_or_default()
+                on:change=submit_enclosing_form
+            >
+                <option value="" selected=move || current.get().is_none()>"Any"</option>
+                {options
+                    .into_iter()
+                    .map(|o| {
+                        let v = o.clone();
+                        let value = o.clone();
+                        view! {
+                            <option
+                                value=value
+                                selected=move || current.get().as_deref() == Some(v.as_str())
+                            >
+                                {o}
+                            </option>
+                        }
+                    })
+                    .collect_view()}
+            </select>
+        </label>
+    }
+}
+
+/// Submits the form a control belongs to (through the router when hydrated).
+fn submit_enclosing_form(ev: leptos::ev::Event) {
+    #[cfg(feature = "hydrate")]
+    {
+        use leptos::wasm_bindgen::JsCast;
+        if let Some(form) = ev
+            .target()
+            .and_then(|t| t.dyn_into::<web_sys::HtmlSelectElement>().ok())
+            .and_then(|s| s.form())
+        {
+            let _ = form.request_submit();
+        }
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = ev;
+}
+
+fn names<T: Copy + ToString>(all: &[T]) -> Vec<String> {
+    all.iter().map(|v| v.to_string()).collect()
+}
+
+#[component]
+fn FilterForm(
+    query: Memo<ParsedQuery>,
+    choices: Resource<Result<engine::fleet::FilterChoices, ApiError>>,
+) -> impl IntoView {
+    let field = move |f: fn(&SubcloudQuery) -> Option<String>| {
+        Signal::derive(move || query.with(|q| q.as_ref().ok().and_then(f)))
+    };
+    let sort = move || query.with(|q| q.as_ref().map(|q| q.sort).unwrap_or(SortKey::Name));
+    let dir = move || query.with(|q| q.as_ref().map(|q| q.dir).unwrap_or(SortDir::Asc));
+    let per_page = move || {
+        query.with(|q| {
+            q.as_ref()
+                .map(|q| q.per_page)
+                .unwrap_or(SubcloudQuery::DEFAULT_PER_PAGE)
+        })
+    };
+    view! {
+        <Form method="GET" action="/subclouds" attr:class="filters" attr:aria-label="Filter subclouds">
+            <label class="filter filter-search" for="filter-q">
+                <span>"Name or city"</span>
+                <input
+                    id="filter-q"
+                    type="search"
+                    name="q"
+                    maxlength="64"
+                    placeholder="e.g. lyon"
+                    prop:value=move || field(|q| q.search.clone()).get().unwrap_or_default()
+                    value=move || field(|q| q.search.clone()).get().unwrap_or_default()
+                />
+            </label>
+            <FilterSelect name="availability" label="Availability" options=names(AvailabilityStatus::ALL) current=field(|q| q.availability.map(|v| v.to_string()))/>
+            <FilterSelect name="alarm" label="Alarm status" options=names(AlarmStatus::ALL) current=field(|q| q.alarm.map(|v| v.to_string()))/>
+            <FilterSelect name="sync" label="Sync" options=names(SyncStatus::ALL) current=field(|q| q.sync.map(|v| v.to_string()))/>
+            <FilterSelect name="management" label="Management" options=names(ManagementState::ALL) current=field(|q| q.management.map(|v| v.to_string()))/>
+            <FilterSelect name="deploy" label="Deploy status" options=names(DeployStatus::ALL) current=field(|q| q.deploy.map(|v| v.to_string()))/>
+            <Transition fallback=|| ()>
+                {move || Suspend::new(async move {
+                    let c = choices.await.unwrap_or_default();
+                    view! {
+                        <FilterSelect name="group" label="Group" options=c.groups current=field(|q| q.group.clone())/>
+                        <FilterSelect name="peer_group" label="Peer group" options=c.peer_groups current=field(|q| q.peer_group.clone())/>
+                    }
+                })}
+            </Transition>
+            <input type="hidden" name="sort" value=move || sort().to_string()/>
+            <input type="hidden" name="dir" value=move || dir().to_string()/>
+            <input type="hidden" name="per_page" value=move || per_page().to_string()/>
+            <div class="filter-actions">
+                <button type="submit">"Apply"</button>
+                <a href="/subclouds" class="button-link">"Clear"</a>
+            </div>
+        </Form>
+    }
+}
+
+/// A sortable column header: a link that sorts by this column (toggling direction when it is
+/// already the sort column).
+#[component]
+fn SortHeader(label: &'static str, key: SortKey, query: SubcloudQuery) -> impl IntoView {
+    let active = query.sort == key;
+    let next_dir = match (active, query.dir, key) {
+        (true, SortDir::Asc, _) => SortDir::Desc,
+        (true, SortDir::Desc, _) => SortDir::Asc,
+        // Worst alarm first is what an operator wants on the first click.
+        (false, _, SortKey::Alarm) => SortDir::Desc,
+        (false, _, _) => SortDir::Asc,
+    };
+    let href = format!(
+        "/subclouds{}",
+        SubcloudQuery {
+            sort: key,
+            dir: next_dir,
+            page: 1,
+            ..query.clone()
+        }
+        .to_query_string()
+    );
+    let aria_sort = match (active, query.dir) {
+        (false, _) => "none",
+        (true, SortDir::Asc) => "ascending",
+        (true, SortDir::Desc) => "descending",
+    };
+    let arrow = match (active, query.dir) {
+        (false, _) => "",
+        (true, SortDir::Asc) => " ↑",
+        (true, SortDir::Desc) => " ↓",
+    };
+    view! {
+        <th scope="col" aria-sort=aria_sort>
+            <a href=href>{label}<span aria-hidden="true">{arrow}</span></a>
+        </th>
+    }
+}
+
+#[component]
+fn SubcloudTable(page: SubcloudPage, query: SubcloudQuery) -> impl IntoView {
+    let pages = page.page_count();
+    let first = (u64::from(page.page) - 1) * u64::from(page.per_page) + 1;
+    let last = first + page.rows.len() as u64 - 1;
+    let summary = if page.rows.is_empty() {
+        format!(
+            "No subclouds on this page; {} match",
+            group_digits(page.matching)
+        )
+    } else {
+        format!(
+            "{}–{} of {} subclouds",
+            group_digits(first),
+            group_digits(last),
+            group_digits(page.matching)
+        )
+    };
+    let link = {
+        let query = query.clone();
+        move |p: u32| {
+            format!(
+                "/subclouds{}",
+                SubcloudQuery {
+                    page: p,
+                    ..query.clone()
+                }
+                .to_query_string()
+            )
+        }
+    };
+    let q = query.clone();
+    let header = move |label: &'static str, key: SortKey| {
+        view! { <SortHeader label key query=q.clone()/> }
+    };
+    view! {
+        <p class="result-count" role="status" data-matching=page.matching>{summary.clone()}</p>
+        <div class="table-scroll">
+            <table class="data subclouds">
+                <caption class="visually-hidden">{summary}</caption>
+                <thead>
+                    <tr>
+                        {header("Name", SortKey::Name)}
+                        {header("Availability", SortKey::Availability)}
+                        {header("Alarms", SortKey::Alarm)}
+                        {header("Sync", SortKey::Sync)}
+                        {header("Management", SortKey::Management)}
+                        {header("Deploy status", SortKey::Deploy)}
+                        {header("Version", SortKey::Version)}
+                        {header("Group", SortKey::Group)}
+                        {header("Peer group", SortKey::PeerGroup)}
+                        {header("Controller", SortKey::Controller)}
+                        {header("City", SortKey::City)}
+                    </tr>
+                </thead>
+                <tbody>
+                    {page
+                        .rows
+                        .into_iter()
+                        .map(|s| {
+                            let alarms = s.alarms;
+                            let counts = if alarms.total() == 0 {
+                                String::new()
+                            } else {
+                                format!(
+                                    "{}C {}M {}m {}w",
+                                    alarms.critical,
+                                    alarms.major,
+                                    alarms.minor,
+                                    alarms.warnings,
+                                )
+                            };
+                            view! {
+                                <tr data-subcloud=s.name.clone()>
+                                    <th scope="row">
+                                        <a href=format!("/subclouds/{}", s.name)>{s.name.clone()}</a>
+                                    </th>
+                                    <td><Badge text=s.availability.to_string() tone=availability_tone(s.availability)/></td>
+                                    <td>
+                                        <Badge text=s.alarm_status.to_string() tone=alarm_status_tone(s.alarm_status)/>
+                                        <span class="alarm-counts" title="critical, major, minor, warning">{counts}</span>
+                                    </td>
+                                    <td><Badge text=s.sync_status.to_string() tone=sync_tone(s.sync_status)/></td>
+                                    <td><Badge text=s.management.to_string() tone=management_tone(s.management)/></td>
+                                    <td><Badge text=s.deploy_status.to_string() tone=deploy_tone(s.deploy_status)/></td>
+                                    <td>{s.software_version}</td>
+                                    <td>{s.group}</td>
+                                    <td>{s.peer_group.unwrap_or_else(|| "—".into())}</td>
+                                    <td>{s.controller}</td>
+                                    <td>{format!("{}, {}", s.city, s.country)}</td>
+                                </tr>
+                            }
+                        })
+                        .collect_view()}
+                </tbody>
+            </table>
+        </div>
+        <nav class="pager" aria-label="Pages">
+            {(page.page > 1).then(|| view! { <a href=link(1) rel="first">"« First"</a> })}
+            {(page.page > 1).then(|| view! { <a href=link(page.page - 1) rel="prev">"‹ Previous"</a> })}
+            <span class="pager-pos">{format!("Page {} of {}", page.page, group_digits(pages.into()))}</span>
+            {(page.page < pages).then(|| view! { <a href=link(page.page + 1) rel="next">"Next ›"</a> })}
+            {(page.page < pages).then(|| view! { <a href=link(pages) rel="last">"Last »"</a> })}
+        </nav>
+    }
+}

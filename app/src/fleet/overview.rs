@@ -1,0 +1,144 @@
+//! The overview: key figures of the whole fleet, each a link to the subclouds behind it.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+use super::get_fleet_overview;
+use crate::components::{group_digits, Badge, ErrorPanel, Tone};
+use engine::fleet::{ControllerAvailability, Overview};
+
+#[component]
+pub fn OverviewPage() -> impl IntoView {
+    let overview = Resource::new(|| (), |_| get_fleet_overview());
+    view! {
+        <Title text="Overview"/>
+        <h1>"Fleet overview"</h1>
+        <Transition fallback=|| view! { <p class="loading">"Loading the fleet…"</p> }>
+            {move || Suspend::new(async move {
+                match overview.await {
+                    Ok(o) => view! { <OverviewBody o/> }.into_any(),
+                    Err(e) => view! { <ErrorPanel error=e/> }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
+/// One key figure linking to the matching subclouds.
+#[component]
+fn Kpi(
+    label: &'static str,
+    value: u64,
+    href: &'static str,
+    tone: Tone,
+    #[prop(optional)] of: Option<u64>,
+) -> impl IntoView {
+    let tone_class = match (tone, value) {
+        (_, 0) => "kpi",
+        (Tone::Critical, _) => "kpi kpi-critical",
+        (Tone::Major, _) => "kpi kpi-major",
+        (Tone::Warning, _) => "kpi kpi-warning",
+        _ => "kpi",
+    };
+    let share = of
+        .filter(|total| *total > 0)
+        .map(|total| format!("{:.1}% of fleet", value as f64 * 100.0 / total as f64));
+    view! {
+        <a class=tone_class href=href data-kpi=label>
+            <span class="kpi-value">{group_digits(value)}</span>
+            <span class="kpi-label">{label}</span>
+            {share.map(|s| view! { <span class="kpi-share">{s}</span> })}
+        </a>
+    }
+}
+
+#[component]
+fn OverviewBody(o: Overview) -> impl IntoView {
+    let total = o.total;
+    let a = o.active_alarms;
+    view! {
+        <section aria-labelledby="kpi-heading">
+            <h2 id="kpi-heading" class="visually-hidden">"Key figures"</h2>
+            <div class="kpi-grid">
+                <Kpi label="Subclouds" value=o.total href="/subclouds" tone=Tone::Neutral/>
+                <Kpi label="Online" value=o.online href="/subclouds?availability=online" tone=Tone::Ok of=total/>
+                <Kpi label="Offline" value=o.offline href="/subclouds?availability=offline" tone=Tone::Critical of=total/>
+                <Kpi label="Critical alarm" value=o.alarm_critical href="/subclouds?alarm=critical" tone=Tone::Critical of=total/>
+                <Kpi label="Degraded by alarm" value=o.alarm_degraded href="/subclouds?alarm=degraded" tone=Tone::Major of=total/>
+                <Kpi label="Out of sync" value=o.out_of_sync href="/subclouds?sync=out-of-sync" tone=Tone::Major of=total/>
+                <Kpi label="Unmanaged" value=o.unmanaged href="/subclouds?management=unmanaged" tone=Tone::Neutral of=total/>
+                <Kpi label="Deploy failed" value=o.deploy_failed href="/subclouds?sort=deploy" tone=Tone::Critical/>
+                <Kpi label="Deploy in progress" value=o.deploy_in_progress href="/subclouds?sort=deploy" tone=Tone::Neutral/>
+            </div>
+        </section>
+        <div class="panels">
+            <section class="panel" aria-labelledby="alarms-heading">
+                <h2 id="alarms-heading">"Active alarms"</h2>
+                <ul class="severity-counts">
+                    <li data-severity="critical"><Badge text="Critical" tone=Tone::Critical/><span class="count">{group_digits(a.critical.into())}</span></li>
+                    <li data-severity="major"><Badge text="Major" tone=Tone::Major/><span class="count">{group_digits(a.major.into())}</span></li>
+                    <li data-severity="minor"><Badge text="Minor" tone=Tone::Warning/><span class="count">{group_digits(a.minor.into())}</span></li>
+                    <li data-severity="warning"><Badge text="Warning" tone=Tone::Info/><span class="count">{group_digits(a.warnings.into())}</span></li>
+                </ul>
+            </section>
+            <section class="panel" aria-labelledby="controllers-heading">
+                <h2 id="controllers-heading">"System controllers"</h2>
+                <div class="table-scroll">
+                    <table class="data">
+                        <thead>
+                            <tr>
+                                <th scope="col">"Controller"</th>
+                                <th scope="col">"Region"</th>
+                                <th scope="col">"State"</th>
+                                <th scope="col" class="num">"Subclouds"</th>
+                                <th scope="col" class="num">"Online"</th>
+                                <th scope="col" class="num">"Offline"</th>
+                                <th scope="col" class="num">"Load"</th>
+                            </tr>
+                        </thead>
+                        <tbody>
+                            {o.controllers.into_iter().map(|c| {
+                                let tone = match c.availability {
+                                    ControllerAvailability::Available => Tone::Ok,
+                                    ControllerAvailability::Unavailable => Tone::Critical,
+                                    ControllerAvailability::Created => Tone::Neutral,
+                                };
+                                let load = if c.capacity > 0 {
+                                    format!("{:.0}% of {}", c.subclouds as f64 * 100.0 / c.capacity as f64, group_digits(c.capacity))
+                                } else {
+                                    "—".to_string()
+                                };
+                                let row_key = c.name.clone();
+                                view! {
+                                    <tr data-controller=row_key>
+                                        <th scope="row">{c.name}</th>
+                                        <td>{c.region}</td>
+                                        <td><Badge text=c.availability.to_string() tone/></td>
+                                        <td class="num">{group_digits(c.subclouds)}</td>
+                                        <td class="num">{group_digits(c.online)}</td>
+                                        <td class="num">{group_digits(c.offline)}</td>
+                                        <td class="num">{load}</td>
+                                    </tr>
+                                }
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                </div>
+            </section>
+            <section class="panel" aria-labelledby="versions-heading">
+                <h2 id="versions-heading">"Software versions"</h2>
+                <table class="data">
+                    <thead>
+                        <tr><th scope="col">"Version"</th><th scope="col" class="num">"Subclouds"</th></tr>
+                    </thead>
+                    <tbody>
+                        {o.software_versions.into_iter().map(|(v, n)| view! {
+                            <tr><th scope="row">{v}</th><td class="num">{group_digits(n)}</td></tr>
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            </section>
+        </div>
+        <p class="as-of">"As of " <time datetime=o.as_of.to_iso()>{o.as_of.to_iso()}</time></p>
+    }
+}

@@ -1,0 +1,66 @@
+//! The page frame: skip link, header with navigation, main landmark; and the 404 page.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_location;
+
+/// Header, navigation and the main content area around every page.
+#[component]
+pub fn Frame(children: Children) -> impl IntoView {
+    let location = use_location();
+    let current = move |prefix: &'static str| {
+        let path = location.pathname.get();
+        let here = if prefix == "/" {
+            path == "/"
+        } else {
+            path.starts_with(prefix)
+        };
+        here.then_some("page")
+    };
+    // Marks the document once the browser bundle has taken over; tests and scripts wait on it.
+    Effect::new(move |_| {
+        if let Some(body) = document().body() {
+            let _ = body.set_attribute("data-hydrated", "true");
+        }
+    });
+    view! {
+        <a class="skip-link" href="#main">"Skip to content"</a>
+        <header class="topbar">
+            <a class="brand" href="/">
+                <span class="brand-mark" aria-hidden="true">"◢◤"</span>
+                "Murmuration"
+            </a>
+            <nav aria-label="Main">
+                <ul>
+                    <li>
+                        <a href="/" aria-current=move || current("/")>
+                            "Overview"
+                        </a>
+                    </li>
+                    <li>
+                        <a href="/subclouds" aria-current=move || current("/subclouds")>
+                            "Subclouds"
+                        </a>
+                    </li>
+                </ul>
+            </nav>
+        </header>
+        <main id="main" tabindex="-1">
+            {children()}
+        </main>
+    }
+}
+
+/// Shown for any path without a page.
+#[component]
+pub fn NotFound() -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    if let Some(r) = use_context::<leptos_axum::ResponseOptions>() {
+        r.set_status(http::StatusCode::NOT_FOUND);
+    }
+    view! {
+        <Title text="Not found"/>
+        <h1>"Page not found"</h1>
+        <p>"There is no page at this address. " <a href="/">"Go to the overview"</a> "."</p>
+    }
+}

@@ -1,0 +1,210 @@
+//! Command line: `murmur serve | demo | migrate`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use engine::fleet::demo;
+use engine::Engine;
+
+use crate::config::{Config, FileConfig, LogFormat};
+use crate::startup::Application;
+use crate::telemetry;
+
+/// Murmuration system controller: dashboard, REST API and the engine behind them.
+#[derive(Debug, Parser)]
+#[command(name = "murmur", version, about, propagate_version = true)]
+pub struct Cli {
+    /// TOML configuration file (keys: listen, database_url, site_root, log_format).
+    #[arg(long, global = true, env = "MURMUR_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the controller.
+    Serve(ServeArgs),
+    /// Seed a deterministic demo fleet (idempotent) and run the controller on it.
+    Demo(DemoArgs),
+    /// Create or upgrade the database schema, then exit.
+    Migrate(StoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    /// Database: sqlite://PATH (embedded, created on first start) or postgres://USER@HOST/DB.
+    #[arg(long, env = "MURMUR_DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Log format.
+    #[arg(long, env = "MURMUR_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "MURMUR_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Directory with the built browser bundle (pkg/) and static files.
+    #[arg(long, env = "MURMUR_SITE_ROOT", value_name = "DIR")]
+    pub site_root: Option<PathBuf>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Number of demo subclouds (1 to 20000).
+    #[arg(long, default_value_t = demo::DEFAULT_SUBCLOUDS, value_parser = clap::value_parser!(u32).range(1..=i64::from(demo::MAX_SUBCLOUDS)))]
+    pub subclouds: u32,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+/// Flags and environment over the file over the defaults.
+fn resolve(
+    file: FileConfig,
+    serve: Option<&ServeArgs>,
+    store: &StoreArgs,
+    default_db: &str,
+) -> anyhow::Result<Config> {
+    let listen = serve.and_then(|s| s.listen).or(file.listen).unwrap_or(
+        Config::DEFAULT_LISTEN
+            .parse()
+            .context("default listen address")?,
+    );
+    Ok(Config {
+        listen,
+        database_url: store
+            .database_url
+            .clone()
+            .or(file.database_url)
+            .unwrap_or_else(|| default_db.to_string()),
+        site_root: serve
+            .and_then(|s| s.site_root.clone())
+            .or(file.site_root)
+            .unwrap_or_else(|| PathBuf::from(Config::DEFAULT_SITE_ROOT)),
+        log_format: store.log_format.or(file.log_format).unwrap_or_default(),
+    })
+}
+
+/// Runs one command to completion.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let file = match &cli.config {
+        Some(path) => FileConfig::load(path)?,
+        None => FileConfig::default(),
+    };
+    match cli.command {
+        Command::Migrate(store) => {
+            let config = resolve(file, None, &store, Config::DEFAULT_DATABASE_URL)?;
+            telemetry::init(config.log_format);
+            let engine = open(&config).await?;
+            tracing::info!(
+                backend = engine.store().backend().as_str(),
+                "schema is up to date"
+            );
+            Ok(())
+        }
+        Command::Serve(args) => {
+            let config = resolve(file, Some(&args), &args.store, Config::DEFAULT_DATABASE_URL)?;
+            telemetry::init(config.log_format);
+            let engine = open(&config).await?;
+            serve(config, engine).await
+        }
+        Command::Demo(args) => {
+            let config = resolve(
+                file,
+                Some(&args.serve),
+                &args.serve.store,
+                "sqlite://murmur-demo.db",
+            )?;
+            telemetry::init(config.log_format);
+            let engine = open(&config).await?;
+            let started = std::time::Instant::now();
+            let report = engine
+                .seed_demo(args.subclouds)
+                .await
+                .context("seeding the demo fleet")?;
+            tracing::info!(
+                subclouds = report.subclouds,
+                added = report.added,
+                removed = report.removed,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "demo fleet ready"
+            );
+            serve(config, engine).await
+        }
+    }
+}
+
+async fn open(config: &Config) -> anyhow::Result<Engine> {
+    let engine = Engine::open(&config.database_url)
+        .await
+        .with_context(|| format!("opening the store at {}", redact(&config.database_url)))?;
+    Ok(engine)
+}
+
+async fn serve(config: Config, engine: Engine) -> anyhow::Result<()> {
+    let app = Application::build(&config, engine).await?;
+    tracing::info!(url = %format!("http://{}", app.local_addr()), site_root = %config.site_root.display(), "murmur is serving");
+    app.run_until_stopped().await
+}
+
+/// A database URL without its password, for logs and errors.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let creds = &url[scheme_end + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact("sqlite://murmur.db"), "sqlite://murmur.db");
+    }
+
+    #[test]
+    fn flags_beat_file_beat_defaults() {
+        let file: FileConfig = toml::from_str(
+            "listen = \"0.0.0.0:8080\"\ndatabase_url = \"sqlite://file.db\"\nlog_format = \"json\"",
+        )
+        .unwrap();
+        let cli =
+            Cli::try_parse_from(["murmur", "serve", "--database-url", "sqlite://flag.db"]).unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("serve")
+        };
+        let c = resolve(file, Some(&args), &args.store, Config::DEFAULT_DATABASE_URL).unwrap();
+        assert_eq!(c.database_url, "sqlite://flag.db");
+        assert_eq!(c.listen.to_string(), "0.0.0.0:8080");
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.site_root, PathBuf::from("target/site"));
+    }
+
+    #[test]
+    fn unknown_file_keys_and_bad_sizes_are_refused() {
+        assert!(toml::from_str::<FileConfig>("lisen = \"x\"").is_err());
+        assert!(Cli::try_parse_from(["murmur", "demo", "--subclouds", "0"]).is_err());
+        assert!(Cli::try_parse_from(["murmur", "demo", "--subclouds", "20001"]).is_err());
+        assert!(Cli::try_parse_from(["murmur", "demo", "--subclouds", "20000"]).is_ok());
+        assert!(Cli::try_parse_from(["murmur", "serve", "--listen", "nowhere"]).is_err());
+    }
+}

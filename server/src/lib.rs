@@ -1,0 +1,12 @@
+//! The `murmur` controller process: configuration, HTTP surface (dashboard, REST API) and
+//! startup. Business logic lives in the `engine` crate; the dashboard in `app`.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+mod error;
+mod middleware;
+pub mod startup;
+pub mod telemetry;
+
+pub use startup::Application;

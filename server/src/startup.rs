@@ -1,0 +1,148 @@
+//! Builds the HTTP application around an [`Engine`] and runs it until a shutdown signal.
+//! Tests call [`Application::build`] with port 0 and talk to the real server over HTTP.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use app::{shell, App};
+use axum::extract::{FromRef, State};
+use axum::http::{header, HeaderValue};
+use axum::routing::get;
+use axum::{Json, Router};
+use engine::Engine;
+use leptos::prelude::*;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use tokio::net::TcpListener;
+use tower_http::services::{ServeDir, ServeFile};
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::config::Config;
+
+/// State shared by every handler and, as Leptos context, by every render and server function.
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    pub leptos_options: LeptosOptions,
+    pub engine: Engine,
+}
+
+/// A bound, ready-to-run controller.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+}
+
+impl Application {
+    pub async fn build(config: &Config, engine: Engine) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        let addr = listener.local_addr()?;
+        let site_root = config.site_root.to_string_lossy().to_string();
+        let leptos_options = LeptosOptions::builder()
+            .output_name(Arc::<str>::from("murmur"))
+            .site_root(Arc::<str>::from(site_root.as_str()))
+            .site_pkg_dir(Arc::<str>::from("pkg"))
+            .site_addr(addr)
+            .build();
+        let state = AppState {
+            leptos_options: leptos_options.clone(),
+            engine: engine.clone(),
+        };
+        Ok(Self {
+            listener,
+            router: router(state, &config.site_root),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// Serves until Ctrl-C or SIGTERM, then finishes in-flight requests.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving HTTP")
+    }
+}
+
+fn router(state: AppState, site_root: &std::path::Path) -> Router {
+    let routes = generate_route_list(App);
+    let engine = state.engine.clone();
+    let context = move || provide_context(engine.clone());
+    let options = state.leptos_options.clone();
+    // The browser bundle's file names are stable (not hashed), so browsers revalidate it;
+    // precompressed .br/.gz siblings are used when present.
+    let pkg = Router::new()
+        .fallback_service(
+            ServeDir::new(site_root.join("pkg"))
+                .precompressed_br()
+                .precompressed_gzip(),
+        )
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-cache"),
+        ));
+    let app = Router::new()
+        .nest("/api/v1", crate::api::router())
+        .route("/healthz", get(health))
+        .nest_service("/pkg", pkg)
+        .route_service(
+            "/favicon.ico",
+            ServeFile::new(site_root.join("favicon.ico")),
+        )
+        .leptos_routes_with_context(&state, routes, context.clone(), move || {
+            shell(options.clone())
+        })
+        .fallback(leptos_axum::file_and_error_handler_with_context::<
+            AppState,
+            _,
+        >(context, shell))
+        .with_state(state);
+    crate::middleware::apply(app)
+}
+
+#[derive(serde::Serialize)]
+struct Health {
+    status: &'static str,
+    store: &'static str,
+}
+
+/// Liveness and store reachability, for load balancers and scripts.
+async fn health(State(s): State<AppState>) -> Result<Json<Health>, crate::error::HttpError> {
+    s.engine.store().ping().await?;
+    Ok(Json(Health {
+        status: "ok",
+        store: s.engine.store().backend().as_str(),
+    }))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown requested; finishing in-flight requests");
+}
