@@ -44,6 +44,13 @@ pub fn SubcloudsPage() -> impl IntoView {
         },
     );
     let choices = Resource::new(|| (), |_| get_filter_choices());
+    // A URL with a bad filter is a bad request, not an empty list.
+    #[cfg(feature = "ssr")]
+    if query.get_untracked().is_err() {
+        if let Some(r) = use_context::<leptos_axum::ResponseOptions>() {
+            r.set_status(http::StatusCode::BAD_REQUEST);
+        }
+    }
 
     view! {
         <Title text="Subclouds"/>

@@ -1,0 +1,280 @@
+//! The controller over real HTTP: the server is started on port 0 against a real store
+//! (SQLite file and PostgreSQL database, the same suite on each) and queried with reqwest.
+
+use engine::both_backends;
+use engine::fleet::{SubcloudPage, SubcloudQuery};
+use engine::store::Backend;
+use engine::testing::TestDb;
+use engine::Engine;
+use reqwest::StatusCode;
+use server::config::{Config, LogFormat};
+use server::Application;
+
+struct TestApp {
+    base: String,
+    engine: Engine,
+    client: reqwest::Client,
+    _db: TestDb,
+}
+
+impl TestApp {
+    async fn spawn(backend: Backend, subclouds: u32) -> Self {
+        let db = TestDb::new(backend).await;
+        let engine = db.engine().await;
+        engine.seed_demo(subclouds).await.expect("seed");
+        let config = Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            database_url: db.url.clone(),
+            site_root: std::env::temp_dir(),
+            log_format: LogFormat::Text,
+        };
+        let app = Application::build(&config, engine.clone())
+            .await
+            .expect("build app");
+        let base = format!("http://{}", app.local_addr());
+        tokio::spawn(app.run_until_stopped());
+        Self {
+            base,
+            engine,
+            client: reqwest::Client::new(),
+            _db: db,
+        }
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    async fn html(&self, path: &str, status: StatusCode) -> String {
+        let res = self.get(path).await;
+        assert_eq!(res.status(), status, "{path}");
+        let ct = res.headers()["content-type"].to_str().unwrap().to_string();
+        assert!(ct.starts_with("text/html"), "{path}: {ct}");
+        res.text().await.unwrap()
+    }
+}
+
+fn grouped(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+both_backends!(
+    overview_page_shows_engine_figures,
+    list_page_filters_server_side,
+    detail_page_and_errors,
+    rest_api_matches_the_engine,
+    rest_api_refuses_bad_input_clearly,
+    server_functions_answer_json,
+);
+
+async fn overview_page_shows_engine_figures(b: Backend) {
+    let app = TestApp::spawn(b, 400).await;
+    let o = app.engine.overview().await.unwrap();
+    let html = app.html("/", StatusCode::OK).await;
+    for (label, value) in [
+        ("Subclouds", o.total),
+        ("Online", o.online),
+        ("Offline", o.offline),
+        ("Critical alarm", o.alarm_critical),
+        ("Out of sync", o.out_of_sync),
+    ] {
+        let needle = format!("data-kpi=\"{label}\" class=\"kpi");
+        let at = html
+            .find(&needle)
+            .unwrap_or_else(|| panic!("no KPI {label}"));
+        let value_html = format!("<span class=\"kpi-value\">{}</span>", grouped(value));
+        assert!(
+            html[at..].starts_with(&needle) && html[at..at + 400].contains(&value_html),
+            "{label} should be {value}"
+        );
+    }
+    for c in &o.controllers {
+        assert!(html.contains(&format!("data-controller=\"{}\"", c.name)));
+    }
+    assert!(
+        html.contains("/pkg/murmur.js"),
+        "hydration script is linked"
+    );
+}
+
+async fn list_page_filters_server_side(b: Backend) {
+    let app = TestApp::spawn(b, 400).await;
+    let q = SubcloudQuery::from_params([
+        ("availability", "offline"),
+        ("sort", "alarm"),
+        ("dir", "desc"),
+    ])
+    .unwrap();
+    let expected = app.engine.list_subclouds(&q).await.unwrap();
+    let html = app
+        .html(
+            "/subclouds?availability=offline&sort=alarm&dir=desc",
+            StatusCode::OK,
+        )
+        .await;
+    let rows: Vec<&str> = html
+        .split("<tr data-subcloud=\"")
+        .skip(1)
+        .map(|s| &s[..s.find('"').unwrap()])
+        .collect();
+    let names: Vec<&str> = expected.rows.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(rows, names);
+    assert!(html.contains(&format!("of {} subclouds", grouped(expected.matching))));
+    // The filter form reflects the URL, so a reload or a shared link shows the same view.
+    assert!(html.contains("<option value=\"offline\" selected"));
+}
+
+async fn detail_page_and_errors(b: Backend) {
+    let app = TestApp::spawn(b, 200).await;
+    let name = app
+        .engine
+        .list_subclouds(&SubcloudQuery::default())
+        .await
+        .unwrap()
+        .rows[0]
+        .name
+        .clone();
+    let html = app
+        .html(&format!("/subclouds/{name}"), StatusCode::OK)
+        .await;
+    assert!(html.contains(&format!("<h1>{name}</h1>")));
+    assert_eq!(html.matches("<tr data-endpoint=").count(), 7);
+
+    let html = app
+        .html("/subclouds/nowhere-0001", StatusCode::NOT_FOUND)
+        .await;
+    assert!(html.contains("role=\"alert\"") && html.contains("not found"));
+    let html = app
+        .html("/subclouds?availability=sideways", StatusCode::BAD_REQUEST)
+        .await;
+    assert!(html.contains("not a valid availability"));
+    app.html("/no/such/page", StatusCode::NOT_FOUND).await;
+}
+
+async fn rest_api_matches_the_engine(b: Backend) {
+    let app = TestApp::spawn(b, 300).await;
+    let res = app
+        .get("/api/v1/subclouds?availability=offline&per_page=10&page=2")
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let page: SubcloudPage = res.json().await.unwrap();
+    let q = SubcloudQuery::from_params([
+        ("availability", "offline"),
+        ("per_page", "10"),
+        ("page", "2"),
+    ])
+    .unwrap();
+    assert_eq!(page, app.engine.list_subclouds(&q).await.unwrap());
+
+    let name = &page.rows[0].name;
+    let res = app.get(&format!("/api/v1/subclouds/{name}")).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let d: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(d["summary"]["name"], name.as_str());
+    assert_eq!(d["endpoints"].as_array().unwrap().len(), 7);
+
+    let o: serde_json::Value = app.get("/api/v1/overview").await.json().await.unwrap();
+    assert_eq!(o["total"], 300);
+    let health: serde_json::Value = app.get("/healthz").await.json().await.unwrap();
+    assert_eq!(health["store"], b.as_str());
+    let pgs: serde_json::Value = app.get("/api/v1/peer-groups").await.json().await.unwrap();
+    assert_eq!(pgs.as_array().unwrap().len(), 9);
+    let groups: serde_json::Value = app
+        .get("/api/v1/subcloud-groups")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(groups[0]["name"], "Default");
+    let ctrls: serde_json::Value = app.get("/api/v1/controllers").await.json().await.unwrap();
+    assert_eq!(ctrls.as_array().unwrap().len(), 3);
+}
+
+async fn rest_api_refuses_bad_input_clearly(b: Backend) {
+    let app = TestApp::spawn(b, 100).await;
+    let before = app.engine.overview().await.unwrap();
+    for (path, status, field) in [
+        (
+            "/api/v1/subclouds?availability=sideways",
+            400,
+            Some("availability"),
+        ),
+        ("/api/v1/subclouds?page=0", 400, Some("page")),
+        ("/api/v1/subclouds?per_page=100000", 400, Some("per_page")),
+        (
+            "/api/v1/subclouds?sort=name%3B%20DROP%20TABLE%20subclouds",
+            400,
+            Some("sort"),
+        ),
+        ("/api/v1/subclouds?q=%FF%FE", 400, Some("query")),
+        (
+            "/api/v1/subclouds/..%2F..%2Fetc%2Fpasswd",
+            400,
+            Some("name"),
+        ),
+        ("/api/v1/subclouds/%3Cscript%3E", 400, Some("name")),
+        ("/api/v1/subclouds/nowhere-0001", 404, None),
+    ] {
+        let res = app.get(path).await;
+        assert_eq!(res.status().as_u16(), status, "{path}");
+        let body: serde_json::Value = res
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("{path}: not JSON: {e}"));
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{path}: {body}"
+        );
+        if let Some(f) = field {
+            assert_eq!(body["error"]["field"], f, "{path}: {body}");
+        }
+    }
+    // Injection-shaped search text is just text.
+    let res = app.get("/api/v1/subclouds?q=%27%20OR%201%3D1%20--").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let page: SubcloudPage = res.json().await.unwrap();
+    assert_eq!(page.matching, 0);
+    // Oversized bodies are refused before anything reads them.
+    let res = app
+        .client
+        .post(format!("{}/ui/fleet/overview", app.base))
+        .body(vec![b'x'; 2 * 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let after = app.engine.overview().await.unwrap();
+    assert_eq!(
+        engine::fleet::Overview {
+            as_of: before.as_of,
+            ..after
+        },
+        before
+    );
+}
+
+async fn server_functions_answer_json(b: Backend) {
+    let app = TestApp::spawn(b, 150).await;
+    let res = app.get("/ui/fleet/overview").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let o: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(o["total"], 150);
+    let res = app.get("/ui/fleet/subcloud?name=nowhere-0001").await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let res = app.get("/ui/fleet/subcloud?name=..%2Fx").await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+}
