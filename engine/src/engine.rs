@@ -2,6 +2,8 @@
 //! gateway call. Feature modules add their operations in `impl Engine` blocks next to their
 //! SQL (e.g. `fleet/store.rs`).
 
+use sqlx::Row;
+
 use crate::audit::{AuditEntry, AuditRecord};
 use crate::error::Result;
 use crate::events::EventBus;
@@ -38,42 +40,29 @@ impl Engine {
 
     /// The most recent audit records, newest first.
     pub async fn recent_audit(&self, limit: u32) -> Result<Vec<AuditRecord>> {
-        let rows: Vec<(
-            i64,
-            i64,
-            String,
-            String,
-            String,
-            String,
-            String,
-            Option<String>,
-            String,
-        )> = sqlx::query_as(
+        let rows = sqlx::query(
             "SELECT id, at, actor, role, action, target, summary, client_addr, outcome \
-                 FROM audit_log ORDER BY id DESC LIMIT $1",
+             FROM audit_log ORDER BY id DESC LIMIT $1",
         )
         .bind(i64::from(limit))
         .fetch_all(self.store.pool())
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(id, at, actor, role, action, target, summary, client_addr, outcome)| {
-                    AuditRecord {
-                        id,
-                        at: Millis(at),
-                        entry: AuditEntry {
-                            actor,
-                            role,
-                            action,
-                            target,
-                            summary,
-                            client_addr,
-                            outcome,
-                        },
-                    }
-                },
-            )
-            .collect())
+        rows.iter()
+            .map(|r| {
+                Ok(AuditRecord {
+                    id: r.try_get(0)?,
+                    at: Millis(r.try_get(1)?),
+                    entry: AuditEntry {
+                        actor: r.try_get(2)?,
+                        role: r.try_get(3)?,
+                        action: r.try_get(4)?,
+                        target: r.try_get(5)?,
+                        summary: r.try_get(6)?,
+                        client_addr: r.try_get(7)?,
+                        outcome: r.try_get(8)?,
+                    },
+                })
+            })
+            .collect()
     }
 }

@@ -383,7 +383,7 @@ pub const CITIES: &[City] = &[
         name: "Kuala Lumpur",
         country: "MY",
         continent: Continent::Asia,
-        lat: 3.14,
+        lat: 3.139,
         lon: 101.69,
         tz: "Asia/Kuala_Lumpur",
         weight: 5,
