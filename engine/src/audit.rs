@@ -61,3 +61,199 @@ pub async fn record(tx: &mut Transaction<'_, Any>, entry: &AuditEntry) -> Result
     .await?;
     Ok(())
 }
+
+/// Filters and page of the audit log view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditQuery {
+    /// Exact actor (user name, `system`, or the name tried at a failed login).
+    pub actor: Option<String>,
+    /// Action, or an action family when it ends with `.` (e.g. `user.`).
+    pub action: Option<String>,
+    /// Case-insensitive substring of the target.
+    pub target: Option<String>,
+    pub from: Option<Millis>,
+    pub to: Option<Millis>,
+    pub page: u32,
+    pub per_page: u32,
+}
+
+impl Default for AuditQuery {
+    fn default() -> Self {
+        Self {
+            actor: None,
+            action: None,
+            target: None,
+            from: None,
+            to: None,
+            page: 1,
+            per_page: 50,
+        }
+    }
+}
+
+impl AuditQuery {
+    pub const PARAMS: [&'static str; 7] = [
+        "actor", "action", "target", "from", "to", "page", "per_page",
+    ];
+
+    /// Parses URL query parameters (empty means "any"; unknown ones are ignored).
+    pub fn from_params<'a>(
+        params: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Self, crate::ValidationError> {
+        use crate::ValidationError as V;
+        let mut q = Self::default();
+        for (key, value) in params {
+            let value = value.trim();
+            if value.is_empty() {
+                continue;
+            }
+            let text = |v: &str| -> Result<String, V> {
+                if v.chars().count() > 128 || v.chars().any(char::is_control) {
+                    Err(V::new(
+                        key,
+                        format!("{key} is at most 128 characters, without control characters"),
+                    ))
+                } else {
+                    Ok(v.to_string())
+                }
+            };
+            let time = |v: &str| {
+                Millis::parse_iso(v).ok_or_else(|| {
+                    V::new(
+                        key,
+                        format!("{key} must be a date like 2026-11-28 or 2026-11-28T07:30"),
+                    )
+                })
+            };
+            let number = |v: &str| {
+                v.parse::<u32>()
+                    .map_err(|_| V::new(key, format!("{key} must be a positive whole number")))
+            };
+            match key {
+                "actor" => q.actor = Some(text(value)?),
+                "action" => q.action = Some(text(value)?),
+                "target" => q.target = Some(text(value)?),
+                "from" => q.from = Some(time(value)?),
+                "to" => q.to = Some(time(value)?),
+                "page" => q.page = number(value)?,
+                "per_page" => q.per_page = number(value)?,
+                _ => {}
+            }
+        }
+        q.validate()?;
+        Ok(q)
+    }
+
+    pub fn validate(&self) -> Result<(), crate::ValidationError> {
+        use crate::ValidationError as V;
+        if !(1..=1_000_000).contains(&self.page) {
+            return Err(V::new("page", "page must be between 1 and 1000000"));
+        }
+        if !(1..=500).contains(&self.per_page) {
+            return Err(V::new("per_page", "per_page must be between 1 and 500"));
+        }
+        if let (Some(f), Some(t)) = (self.from, self.to) {
+            if f > t {
+                return Err(V::new("to", "the end of the range is before its start"));
+            }
+        }
+        Ok(())
+    }
+
+    /// URL parameters, omitting defaults.
+    pub fn to_query_string(&self) -> String {
+        let mut parts: Vec<String> = Vec::new();
+        let enc = |s: &str| -> String {
+            s.bytes()
+                .map(|b| {
+                    if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+                        char::from(b).to_string()
+                    } else {
+                        format!("%{b:02X}")
+                    }
+                })
+                .collect()
+        };
+        for (k, v) in [
+            ("actor", &self.actor),
+            ("action", &self.action),
+            ("target", &self.target),
+        ] {
+            if let Some(v) = v {
+                parts.push(format!("{k}={}", enc(v)));
+            }
+        }
+        for (k, v) in [("from", self.from), ("to", self.to)] {
+            if let Some(v) = v {
+                parts.push(format!("{k}={}", enc(&v.to_iso())));
+            }
+        }
+        if self.page != 1 {
+            parts.push(format!("page={}", self.page));
+        }
+        if self.per_page != 50 {
+            parts.push(format!("per_page={}", self.per_page));
+        }
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", parts.join("&"))
+        }
+    }
+}
+
+/// One page of audit records, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditPage {
+    pub rows: Vec<AuditRecord>,
+    pub matching: u64,
+    pub page: u32,
+    pub per_page: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audit_query_parses_and_round_trips() {
+        let q = AuditQuery::from_params([
+            ("actor", "admin"),
+            ("action", "user."),
+            ("from", "2026-11-01"),
+            ("to", "2026-11-28T23:59"),
+            ("page", "2"),
+        ])
+        .unwrap();
+        let s = q.to_query_string();
+        let pairs: Vec<(String, String)> = s
+            .trim_start_matches('?')
+            .split('&')
+            .map(|p| {
+                let (k, v) = p.split_once('=').unwrap();
+                (k.to_string(), v.replace("%3A", ":"))
+            })
+            .collect();
+        let back =
+            AuditQuery::from_params(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))).unwrap();
+        assert_eq!(back, q);
+        assert_eq!(
+            AuditQuery::from_params([("from", "yesterday")])
+                .unwrap_err()
+                .field,
+            "from"
+        );
+        assert_eq!(
+            AuditQuery::from_params([("from", "2026-11-28"), ("to", "2026-11-01")])
+                .unwrap_err()
+                .field,
+            "to"
+        );
+        assert_eq!(
+            AuditQuery::from_params([("per_page", "0")])
+                .unwrap_err()
+                .field,
+            "per_page"
+        );
+    }
+}

@@ -2,12 +2,17 @@
 //! gateway call. Feature modules add their operations in `impl Engine` blocks next to their
 //! SQL (e.g. `fleet/store.rs`).
 
+use std::sync::Arc;
+
 use sqlx::Row;
 
-use crate::audit::{AuditEntry, AuditRecord};
+use crate::audit::{AuditEntry, AuditPage, AuditQuery, AuditRecord};
+use crate::auth::throttle::{LoginThrottle, ThrottlePolicy};
+use crate::auth::{Actor, Permission};
 use crate::error::Result;
 use crate::events::EventBus;
 use crate::store::Store;
+use crate::store::{escape_like, Sql};
 use crate::time::Millis;
 
 /// Shared handle to the store and the event bus. Cheap to clone.
@@ -15,6 +20,7 @@ use crate::time::Millis;
 pub struct Engine {
     pub(crate) store: Store,
     pub(crate) events: EventBus,
+    pub(crate) login_throttle: Arc<LoginThrottle>,
 }
 
 impl Engine {
@@ -24,9 +30,15 @@ impl Engine {
     }
 
     pub fn new(store: Store) -> Self {
+        Self::with_throttle(store, ThrottlePolicy::default())
+    }
+
+    /// An engine whose login throttle uses `policy` (tests use short windows).
+    pub fn with_throttle(store: Store, policy: ThrottlePolicy) -> Self {
         Self {
             store,
             events: EventBus::new(),
+            login_throttle: Arc::new(LoginThrottle::new(policy)),
         }
     }
 
@@ -38,6 +50,62 @@ impl Engine {
         &self.events
     }
 
+    /// A filtered page of the audit log, newest first (admins and operators).
+    pub async fn audit_page(&self, actor: &Actor, q: &AuditQuery) -> Result<AuditPage> {
+        actor.require(Permission::ReadAudit)?;
+        q.validate()?;
+        let filter = |b: &mut Sql<'_>| {
+            b.push(" FROM audit_log WHERE 1 = 1");
+            if let Some(v) = &q.actor {
+                b.push(" AND actor = ").bind(v.clone());
+            }
+            if let Some(v) = &q.action {
+                if v.ends_with('.') {
+                    b.push(" AND action LIKE ")
+                        .bind(format!("{}%", escape_like(v)))
+                        .push(" ESCAPE '\\'");
+                } else {
+                    b.push(" AND action = ").bind(v.clone());
+                }
+            }
+            if let Some(v) = &q.target {
+                b.push(" AND LOWER(target) LIKE ")
+                    .bind(format!("%{}%", escape_like(&v.to_lowercase())))
+                    .push(" ESCAPE '\\'");
+            }
+            if let Some(v) = q.from {
+                b.push(" AND at >= ").bind(v.0);
+            }
+            if let Some(v) = q.to {
+                b.push(" AND at <= ").bind(v.0);
+            }
+        };
+        let mut count_q = Sql::new("SELECT COUNT(*)");
+        filter(&mut count_q);
+        let (sql, args) = count_q.finish()?;
+        let matching: i64 = sqlx::query_scalar_with(&sql, args)
+            .fetch_one(self.store.pool())
+            .await?;
+        let mut list_q =
+            Sql::new("SELECT id, at, actor, role, action, target, summary, client_addr, outcome");
+        filter(&mut list_q);
+        list_q
+            .push(" ORDER BY id DESC LIMIT ")
+            .bind(i64::from(q.per_page))
+            .push(" OFFSET ")
+            .bind((i64::from(q.page) - 1) * i64::from(q.per_page));
+        let (sql, args) = list_q.finish()?;
+        let rows = sqlx::query_with(&sql, args)
+            .fetch_all(self.store.pool())
+            .await?;
+        Ok(AuditPage {
+            rows: rows.iter().map(audit_from_row).collect::<Result<_>>()?,
+            matching: crate::store::count(matching),
+            page: q.page,
+            per_page: q.per_page,
+        })
+    }
+
     /// The most recent audit records, newest first.
     pub async fn recent_audit(&self, limit: u32) -> Result<Vec<AuditRecord>> {
         let rows = sqlx::query(
@@ -47,22 +115,22 @@ impl Engine {
         .bind(i64::from(limit))
         .fetch_all(self.store.pool())
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AuditRecord {
-                    id: r.try_get(0)?,
-                    at: Millis(r.try_get(1)?),
-                    entry: AuditEntry {
-                        actor: r.try_get(2)?,
-                        role: r.try_get(3)?,
-                        action: r.try_get(4)?,
-                        target: r.try_get(5)?,
-                        summary: r.try_get(6)?,
-                        client_addr: r.try_get(7)?,
-                        outcome: r.try_get(8)?,
-                    },
-                })
-            })
-            .collect()
+        rows.iter().map(audit_from_row).collect()
     }
+}
+
+fn audit_from_row(r: &sqlx::any::AnyRow) -> Result<AuditRecord> {
+    Ok(AuditRecord {
+        id: r.try_get(0)?,
+        at: Millis(r.try_get(1)?),
+        entry: AuditEntry {
+            actor: r.try_get(2)?,
+            role: r.try_get(3)?,
+            action: r.try_get(4)?,
+            target: r.try_get(5)?,
+            summary: r.try_get(6)?,
+            client_addr: r.try_get(7)?,
+            outcome: r.try_get(8)?,
+        },
+    })
 }

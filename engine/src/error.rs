@@ -55,6 +55,19 @@ pub enum Error {
     NotFound { what: &'static str, key: String },
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The actor is known but its role does not allow this.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// Wrong user name or password, a disabled user, or an unknown, expired or revoked
+    /// session or token. Deliberately says no more than that.
+    #[error("not signed in: {0}")]
+    Unauthenticated(String),
+    /// Too many failed logins from this address or for this user.
+    #[error("too many failed attempts; try again in {retry_after_secs} s")]
+    Throttled { retry_after_secs: u64 },
+    /// A bug or an environment failure; details are for the log.
+    #[error("internal error: {0}")]
+    Internal(String),
     #[cfg(feature = "store")]
     #[error("store error: {0}")]
     Store(#[from] sqlx::Error),

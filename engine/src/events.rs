@@ -18,6 +18,8 @@ pub enum Event {
         removed: u64,
         at: Millis,
     },
+    /// A user account was created or changed.
+    UserChanged { name: String },
 }
 
 /// A bounded broadcast channel of [`Event`]s.

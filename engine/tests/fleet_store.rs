@@ -208,6 +208,19 @@ async fn filters_match_the_generated_fleet(b: Backend) {
         .await,
         n(&|s| s.deploy_status == DeployStatus::Complete)
     );
+    for class in DeployClass::ALL {
+        let expected = n(&|s| class.contains(s.deploy_status));
+        assert!(expected > 0, "{class}");
+        assert_eq!(
+            count(SubcloudQuery {
+                deploy_class: Some(*class),
+                ..q.clone()
+            })
+            .await,
+            expected,
+            "{class}"
+        );
+    }
     assert_eq!(
         count(SubcloudQuery {
             sync: Some(SyncStatus::OutOfSync),

@@ -70,6 +70,9 @@ CREATE TABLE subclouds (
     controller_id     INTEGER NOT NULL REFERENCES system_controllers(id),
     -- Alarm roll-up (reference §1.7), kept in the same transaction as the alarms table.
     alarm_status      TEXT NOT NULL DEFAULT 'OK',
+    -- Severity order of alarm_status (critical 3, degraded 2, OK 1, disabled 0), indexed
+    -- with the name so "worst first" pages come straight off the index.
+    alarm_rank        INTEGER NOT NULL DEFAULT 1,
     critical_alarms   INTEGER NOT NULL DEFAULT 0,
     major_alarms      INTEGER NOT NULL DEFAULT 0,
     minor_alarms      INTEGER NOT NULL DEFAULT 0,
@@ -79,6 +82,7 @@ CREATE TABLE subclouds (
 );
 CREATE INDEX subclouds_availability ON subclouds(availability);
 CREATE INDEX subclouds_alarm_status ON subclouds(alarm_status);
+CREATE INDEX subclouds_alarm_rank ON subclouds(alarm_rank, name);
 CREATE INDEX subclouds_sync_status ON subclouds(sync_status);
 CREATE INDEX subclouds_deploy_status ON subclouds(deploy_status);
 CREATE INDEX subclouds_group ON subclouds(group_id);

@@ -187,6 +187,22 @@ async fn rest_api_matches_the_engine(b: Backend) {
         .await
         .unwrap();
     assert_eq!(groups[0]["name"], "Default");
+    let summary: serde_json::Value = app.get("/api/v1/alarms").await.json().await.unwrap();
+    let rows = summary["alarm_summary"].as_array().unwrap();
+    assert_eq!(rows.len(), 300);
+    let critical = rows
+        .iter()
+        .filter(|r| r["cloud_status"] == "critical")
+        .count() as u64;
+    assert_eq!(
+        critical,
+        app.engine.overview().await.unwrap().alarm_critical
+    );
+    assert!(
+        rows.iter()
+            .all(|r| (r["critical_alarms"].as_u64().unwrap() > 0)
+                == (r["cloud_status"] == "critical"))
+    );
     let ctrls: serde_json::Value = app.get("/api/v1/controllers").await.json().await.unwrap();
     assert_eq!(ctrls.as_array().unwrap().len(), 3);
 }

@@ -18,7 +18,12 @@ pub fn SubcloudPage() -> impl IntoView {
     let detail = Resource::new(name, get_subcloud_detail);
     view! {
         <Title text=move || name()/>
-        <p class="breadcrumb"><a href="/subclouds">"Subclouds"</a> " / "</p>
+        <nav class="breadcrumb" aria-label="Breadcrumb">
+            <ol>
+                <li><a href="/subclouds">"Subclouds"</a></li>
+                <li aria-current="page">{name}</li>
+            </ol>
+        </nav>
         <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match detail.await {
@@ -48,7 +53,7 @@ fn DetailBody(d: SubcloudDetail) -> impl IntoView {
     let active = d.alarms.iter().filter(|a| a.cleared_at.is_none()).count();
     view! {
         <h1>{s.name.clone()}</h1>
-        <div class="status-strip" aria-label="Status">
+        <div class="status-strip" role="group" aria-label="Status">
             <div><span class="label">"Availability"</span><Badge text=s.availability.to_string() tone=availability_tone(s.availability)/></div>
             <div><span class="label">"Management"</span><Badge text=s.management.to_string() tone=management_tone(s.management)/></div>
             <div><span class="label">"Deploy status"</span><Badge text=s.deploy_status.to_string() tone=deploy_tone(s.deploy_status)/></div>
@@ -67,6 +72,7 @@ fn DetailBody(d: SubcloudDetail) -> impl IntoView {
             </section>
             <section class="panel" aria-labelledby="sync-heading">
                 <h2 id="sync-heading">"Endpoint sync"</h2>
+                <div class="table-scroll">
                 <table class="data endpoints">
                     <thead>
                         <tr><th scope="col">"Endpoint"</th><th scope="col">"Status"</th><th scope="col">"Updated"</th></tr>
@@ -84,6 +90,7 @@ fn DetailBody(d: SubcloudDetail) -> impl IntoView {
                             .collect_view()}
                     </tbody>
                 </table>
+                </div>
             </section>
         </div>
         <section class="panel" aria-labelledby="alarms-heading">

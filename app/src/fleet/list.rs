@@ -14,7 +14,7 @@ use crate::components::{
 };
 use crate::ApiError;
 use engine::fleet::{
-    AvailabilityStatus, DeployStatus, ManagementState, SortDir, SortKey, SubcloudPage,
+    AvailabilityStatus, DeployClass, DeployStatus, ManagementState, SortDir, SortKey, SubcloudPage,
     SubcloudQuery, SyncStatus,
 };
 use engine::health::AlarmStatus;
@@ -165,6 +165,7 @@ fn FilterForm(
             <FilterSelect name="alarm" label="Alarm status" options=names(AlarmStatus::ALL) current=field(|q| q.alarm.map(|v| v.to_string()))/>
             <FilterSelect name="sync" label="Sync" options=names(SyncStatus::ALL) current=field(|q| q.sync.map(|v| v.to_string()))/>
             <FilterSelect name="management" label="Management" options=names(ManagementState::ALL) current=field(|q| q.management.map(|v| v.to_string()))/>
+            <FilterSelect name="deploy_class" label="Deploy phase" options=names(DeployClass::ALL) current=field(|q| q.deploy_class.map(|v| v.to_string()))/>
             <FilterSelect name="deploy" label="Deploy status" options=names(DeployStatus::ALL) current=field(|q| q.deploy.map(|v| v.to_string()))/>
             <Transition fallback=|| ()>
                 {move || Suspend::new(async move {
@@ -286,17 +287,22 @@ fn SubcloudTable(page: SubcloudPage, query: SubcloudQuery) -> impl IntoView {
                         .into_iter()
                         .map(|s| {
                             let alarms = s.alarms;
-                            let counts = if alarms.total() == 0 {
-                                String::new()
-                            } else {
-                                format!(
+                            let counts = (alarms.total() > 0).then(|| {
+                                let spoken = format!(
+                                    "{} critical, {} major, {} minor, {} warning",
+                                    alarms.critical, alarms.major, alarms.minor, alarms.warnings,
+                                );
+                                let short = format!(
                                     "{}C {}M {}m {}w",
-                                    alarms.critical,
-                                    alarms.major,
-                                    alarms.minor,
-                                    alarms.warnings,
-                                )
-                            };
+                                    alarms.critical, alarms.major, alarms.minor, alarms.warnings,
+                                );
+                                view! {
+                                    <span class="alarm-counts">
+                                        <span aria-hidden="true">{short}</span>
+                                        <span class="visually-hidden">{spoken}</span>
+                                    </span>
+                                }
+                            });
                             view! {
                                 <tr data-subcloud=s.name.clone()>
                                     <th scope="row">
@@ -305,7 +311,7 @@ fn SubcloudTable(page: SubcloudPage, query: SubcloudQuery) -> impl IntoView {
                                     <td><Badge text=s.availability.to_string() tone=availability_tone(s.availability)/></td>
                                     <td>
                                         <Badge text=s.alarm_status.to_string() tone=alarm_status_tone(s.alarm_status)/>
-                                        <span class="alarm-counts" title="critical, major, minor, warning">{counts}</span>
+                                        {counts}
                                     </td>
                                     <td><Badge text=s.sync_status.to_string() tone=sync_tone(s.sync_status)/></td>
                                     <td><Badge text=s.management.to_string() tone=management_tone(s.management)/></td>

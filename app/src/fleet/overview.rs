@@ -67,8 +67,8 @@ fn OverviewBody(o: Overview) -> impl IntoView {
                 <Kpi label="Degraded by alarm" value=o.alarm_degraded href="/subclouds?alarm=degraded" tone=Tone::Major of=total/>
                 <Kpi label="Out of sync" value=o.out_of_sync href="/subclouds?sync=out-of-sync" tone=Tone::Major of=total/>
                 <Kpi label="Unmanaged" value=o.unmanaged href="/subclouds?management=unmanaged" tone=Tone::Neutral of=total/>
-                <Kpi label="Deploy failed" value=o.deploy_failed href="/subclouds?sort=deploy" tone=Tone::Critical/>
-                <Kpi label="Deploy in progress" value=o.deploy_in_progress href="/subclouds?sort=deploy" tone=Tone::Neutral/>
+                <Kpi label="Deploy failed" value=o.deploy_failed href="/subclouds?deploy_class=failed" tone=Tone::Critical/>
+                <Kpi label="Deploy in progress" value=o.deploy_in_progress href="/subclouds?deploy_class=in-progress" tone=Tone::Neutral/>
             </div>
         </section>
         <div class="panels">
@@ -127,16 +127,18 @@ fn OverviewBody(o: Overview) -> impl IntoView {
             </section>
             <section class="panel" aria-labelledby="versions-heading">
                 <h2 id="versions-heading">"Software versions"</h2>
-                <table class="data">
-                    <thead>
-                        <tr><th scope="col">"Version"</th><th scope="col" class="num">"Subclouds"</th></tr>
-                    </thead>
-                    <tbody>
-                        {o.software_versions.into_iter().map(|(v, n)| view! {
-                            <tr><th scope="row">{v}</th><td class="num">{group_digits(n)}</td></tr>
-                        }).collect_view()}
-                    </tbody>
-                </table>
+                <div class="table-scroll">
+                    <table class="data">
+                        <thead>
+                            <tr><th scope="col">"Version"</th><th scope="col" class="num">"Subclouds"</th></tr>
+                        </thead>
+                        <tbody>
+                            {o.software_versions.into_iter().map(|(v, n)| view! {
+                                <tr><th scope="row">{v}</th><td class="num">{group_digits(n)}</td></tr>
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                </div>
             </section>
         </div>
         <p class="as-of">"As of " <time datetime=o.as_of.to_iso()>{o.as_of.to_iso()}</time></p>

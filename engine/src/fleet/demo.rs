@@ -634,7 +634,7 @@ async fn insert_subclouds(
         let mut b = Sql::new(
             "INSERT INTO subclouds (name, description, location, city, country, region_id, lat, \
              lon, management_state, availability, deploy_status, sync_status, software_version, \
-             group_id, peer_group_id, controller_id, alarm_status, critical_alarms, \
+             group_id, peer_group_id, controller_id, alarm_status, alarm_rank, critical_alarms, \
              major_alarms, minor_alarms, warnings, created_at, updated_at) VALUES ",
         );
         for (i, s) in chunk.iter().enumerate() {
@@ -657,6 +657,7 @@ async fn insert_subclouds(
                 .item(s.peer_group.map(|p| ids.peer_groups[p]))
                 .item(ids.controllers[s.controller])
                 .item(counts.status().as_str())
+                .item(counts.status().rank())
                 .item(i64::from(counts.critical))
                 .item(i64::from(counts.major))
                 .item(i64::from(counts.minor))

@@ -26,6 +26,24 @@ text_enum! {
 }
 
 text_enum! {
+    /// A coarse class of deploy statuses, for "what needs attention" filters.
+    pub enum DeployClass: "deploy class" {
+        Failed = "failed",
+        InProgress = "in-progress",
+    }
+}
+
+impl DeployClass {
+    /// Whether `status` belongs to this class.
+    pub fn contains(self, status: DeployStatus) -> bool {
+        match self {
+            DeployClass::Failed => status.is_failure(),
+            DeployClass::InProgress => status.is_in_progress(),
+        }
+    }
+}
+
+text_enum! {
     /// Sort direction.
     pub enum SortDir: "sort direction" {
         Asc = "asc",
@@ -39,6 +57,8 @@ pub struct SubcloudQuery {
     pub availability: Option<AvailabilityStatus>,
     pub management: Option<ManagementState>,
     pub deploy: Option<DeployStatus>,
+    /// Any deploy status of this class.
+    pub deploy_class: Option<DeployClass>,
     pub sync: Option<SyncStatus>,
     pub alarm: Option<AlarmStatus>,
     /// Subcloud group name (exact).
@@ -60,6 +80,7 @@ impl Default for SubcloudQuery {
             availability: None,
             management: None,
             deploy: None,
+            deploy_class: None,
             sync: None,
             alarm: None,
             group: None,
@@ -80,11 +101,12 @@ impl SubcloudQuery {
     pub const MAX_SEARCH_CHARS: usize = 64;
 
     /// Parameter names, in the order they are written back to a URL.
-    pub const PARAMS: [&'static str; 12] = [
+    pub const PARAMS: [&'static str; 13] = [
         "q",
         "availability",
         "management",
         "deploy",
+        "deploy_class",
         "sync",
         "alarm",
         "group",
@@ -112,6 +134,7 @@ impl SubcloudQuery {
                 "availability" => q.availability = Some(value.parse().map_err(field)?),
                 "management" => q.management = Some(value.parse().map_err(field)?),
                 "deploy" => q.deploy = Some(value.parse().map_err(field)?),
+                "deploy_class" => q.deploy_class = Some(value.parse().map_err(field)?),
                 "sync" => q.sync = Some(value.parse().map_err(field)?),
                 "alarm" => q.alarm = Some(value.parse().map_err(field)?),
                 "group" => q.group = Some(value.to_string()),
@@ -183,6 +206,7 @@ impl SubcloudQuery {
         push("availability", self.availability.map(|v| v.to_string()));
         push("management", self.management.map(|v| v.to_string()));
         push("deploy", self.deploy.map(|v| v.to_string()));
+        push("deploy_class", self.deploy_class.map(|v| v.to_string()));
         push("sync", self.sync.map(|v| v.to_string()));
         push("alarm", self.alarm.map(|v| v.to_string()));
         push("group", self.group.clone());
@@ -220,6 +244,7 @@ impl SubcloudQuery {
         self.availability.is_some()
             || self.management.is_some()
             || self.deploy.is_some()
+            || self.deploy_class.is_some()
             || self.sync.is_some()
             || self.alarm.is_some()
             || self.group.is_some()
@@ -314,6 +339,7 @@ mod tests {
         (
             proptest::option::of(proptest::sample::select(AvailabilityStatus::ALL)),
             proptest::option::of(proptest::sample::select(DeployStatus::ALL)),
+            proptest::option::of(proptest::sample::select(DeployClass::ALL)),
             proptest::option::of(proptest::sample::select(AlarmStatus::ALL)),
             proptest::option::of("[a-zA-Z0-9 _-]{1,20}"),
             proptest::sample::select(SortKey::ALL),
@@ -322,18 +348,21 @@ mod tests {
             1u32..=500,
         )
             .prop_map(
-                |(availability, deploy, alarm, search, sort, dir, page, per_page)| SubcloudQuery {
-                    availability,
-                    deploy,
-                    alarm,
-                    search: search
-                        .map(|s| s.trim().to_string())
-                        .filter(|s| !s.is_empty()),
-                    sort,
-                    dir,
-                    page,
-                    per_page,
-                    ..Default::default()
+                |(availability, deploy, deploy_class, alarm, search, sort, dir, page, per_page)| {
+                    SubcloudQuery {
+                        availability,
+                        deploy,
+                        deploy_class,
+                        alarm,
+                        search: search
+                            .map(|s| s.trim().to_string())
+                            .filter(|s| !s.is_empty()),
+                        sort,
+                        dir,
+                        page,
+                        per_page,
+                        ..Default::default()
+                    }
                 },
             )
     }

@@ -7,7 +7,7 @@ use sqlx::Row;
 use super::*;
 use crate::error::{Error, Result};
 use crate::health::{Alarm, AlarmCounts, AlarmSeverity};
-use crate::store::{count, parse_col, small, Backend, Sql};
+use crate::store::{count, escape_like, parse_col, small, Backend, Sql};
 use crate::time::Millis;
 use crate::Engine;
 
@@ -58,6 +58,13 @@ fn push_filters(b: &mut Sql<'_>, q: &SubcloudQuery) {
     if let Some(v) = q.deploy {
         b.push(" AND s.deploy_status = ").bind(v.as_str());
     }
+    if let Some(class) = q.deploy_class {
+        // Fixed enumeration spellings, never user text.
+        b.push(" AND ").push(&in_list(
+            "s.deploy_status",
+            DeployStatus::ALL.iter().filter(|s| class.contains(**s)),
+        ));
+    }
     if let Some(v) = q.sync {
         b.push(" AND s.sync_status = ").bind(v.as_str());
     }
@@ -80,18 +87,6 @@ fn push_filters(b: &mut Sql<'_>, q: &SubcloudQuery) {
     }
 }
 
-/// Escapes LIKE wildcards so user text matches literally.
-fn escape_like(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
 /// The ORDER BY expression of a sort key. Only these fixed strings ever reach the SQL.
 fn sort_expr(key: SortKey) -> &'static str {
     match key {
@@ -100,10 +95,7 @@ fn sort_expr(key: SortKey) -> &'static str {
         SortKey::Management => "s.management_state",
         SortKey::Deploy => "s.deploy_status",
         SortKey::Sync => "s.sync_status",
-        SortKey::Alarm => {
-            "CASE s.alarm_status WHEN 'critical' THEN 3 WHEN 'degraded' THEN 2 \
-             WHEN 'OK' THEN 1 ELSE 0 END"
-        }
+        SortKey::Alarm => "s.alarm_rank",
         SortKey::Version => "s.software_version",
         SortKey::Group => "g.name",
         SortKey::PeerGroup => "pg.name",
@@ -442,14 +434,4 @@ impl Engine {
 fn in_list<'a>(col: &str, values: impl Iterator<Item = &'a DeployStatus>) -> String {
     let list: Vec<String> = values.map(|v| format!("'{}'", v.as_str())).collect();
     format!("{col} IN ({})", list.join(", "))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::escape_like;
-
-    #[test]
-    fn like_wildcards_are_literal() {
-        assert_eq!(escape_like("50%_a\\b"), "50\\%\\_a\\\\b");
-    }
 }

@@ -27,6 +27,18 @@ text_enum! {
     }
 }
 
+impl AlarmStatus {
+    /// Severity order, worst highest (stored as `alarm_rank` for sorting).
+    pub fn rank(self) -> i64 {
+        match self {
+            AlarmStatus::Critical => 3,
+            AlarmStatus::Degraded => 2,
+            AlarmStatus::Ok => 1,
+            AlarmStatus::Disabled => 0,
+        }
+    }
+}
+
 /// Active-alarm counts of one subcloud by severity.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AlarmCounts {
@@ -67,6 +79,18 @@ impl AlarmCounts {
     }
 }
 
+/// One row of the fleet alarm summary (reference §1.7), per subcloud.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlarmSummaryRow {
+    /// The subcloud's name (StarlingX calls this field `region_name`).
+    pub region_name: String,
+    pub critical_alarms: u32,
+    pub major_alarms: u32,
+    pub minor_alarms: u32,
+    pub warnings: u32,
+    pub cloud_status: AlarmStatus,
+}
+
 /// One alarm, active or cleared.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alarm {
@@ -90,6 +114,9 @@ pub mod alarm_ids {
     /// Subcloud backup failed (minor).
     pub const BACKUP_FAILED: &str = "280.003";
 }
+
+#[cfg(feature = "store")]
+mod store;
 
 #[cfg(test)]
 mod tests {

@@ -154,6 +154,18 @@ pub(crate) fn parse_col<T: FromStr<Err = ValidationError>>(col: &str, v: &str) -
     })
 }
 
+/// Escapes LIKE wildcards so user text matches literally.
+pub(crate) fn escape_like(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Builds SQL with `$N` placeholders and its arguments together. (sqlx's `QueryBuilder`
 /// writes `?` for the `Any` driver, which PostgreSQL rejects.)
 pub(crate) struct Sql<'q> {
@@ -210,5 +222,15 @@ impl<'q> Sql<'q> {
             Some(e) => Err(Error::Store(sqlx::Error::Encode(e))),
             None => Ok((self.text, self.args)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_like;
+
+    #[test]
+    fn like_wildcards_are_literal() {
+        assert_eq!(escape_like("50%_a\\b"), "50\\%\\_a\\\\b");
     }
 }

@@ -1,6 +1,7 @@
 //! The REST API for scripts and other systems, under `/api/v1`, by feature.
 
 mod fleet;
+mod health;
 
 use axum::routing::get;
 use axum::Router;
@@ -15,4 +16,5 @@ pub fn router() -> Router<AppState> {
         .route("/controllers", get(fleet::controllers))
         .route("/subcloud-groups", get(fleet::groups))
         .route("/peer-groups", get(fleet::peer_groups))
+        .route("/alarms", get(health::alarm_summary))
 }
