@@ -21,9 +21,11 @@ export default defineConfig({
   workers: 2,
   reporter: [["list"]],
   outputDir: "test-results",
+  globalSetup: "./global-setup.ts",
   use: {
     baseURL: process.env.BASE_URL ?? "http://127.0.0.1:3000",
     launchOptions,
+    storageState: ".auth/admin.json",
   },
   projects: [
     { name: "desktop", use: { viewport: { width: 1440, height: 900 } }, grepInvert: /@nojs/ },

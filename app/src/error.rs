@@ -12,6 +12,12 @@ pub enum ApiError {
     NotFound(String),
     #[error("{field}: {message}")]
     Invalid { field: String, message: String },
+    #[error("you are not signed in, or your session has expired")]
+    Unauthenticated,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    Conflict(String),
     #[error("the server could not complete the request; it has been logged")]
     Internal,
     #[error("could not reach the server: {0}")]

@@ -4,6 +4,9 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_location;
 
+use crate::auth::get_current_user;
+use engine::auth::Role;
+
 /// Header, navigation and the main content area around every page.
 #[component]
 pub fn Frame(children: Children) -> impl IntoView {
@@ -23,6 +26,7 @@ pub fn Frame(children: Children) -> impl IntoView {
             let _ = body.set_attribute("data-hydrated", "true");
         }
     });
+    let me = Resource::new(|| (), |_| get_current_user());
     view! {
         <a class="skip-link" href="#main">"Skip to content"</a>
         <header class="topbar">
@@ -30,20 +34,35 @@ pub fn Frame(children: Children) -> impl IntoView {
                 <span class="brand-mark" aria-hidden="true">"◢◤"</span>
                 "Murmuration"
             </a>
-            <nav aria-label="Main">
-                <ul>
-                    <li>
-                        <a href="/" aria-current=move || current("/")>
-                            "Overview"
-                        </a>
-                    </li>
-                    <li>
-                        <a href="/subclouds" aria-current=move || current("/subclouds")>
-                            "Subclouds"
-                        </a>
-                    </li>
-                </ul>
-            </nav>
+            <Transition fallback=|| ()>
+                {move || Suspend::new(async move {
+                    let user = me.await.ok().flatten();
+                    user.map(|u| {
+                        let admin = u.role == Role::Admin;
+                        let audit = matches!(u.role, Role::Admin | Role::Operator);
+                        view! {
+                            <nav aria-label="Main">
+                                <ul>
+                                    <li><a href="/" aria-current=move || current("/")>"Overview"</a></li>
+                                    <li><a href="/subclouds" aria-current=move || current("/subclouds")>"Subclouds"</a></li>
+                                    {audit.then(|| view! { <li><a href="/audit" aria-current=move || current("/audit")>"Audit"</a></li> })}
+                                    {admin.then(|| view! { <li><a href="/users" aria-current=move || current("/users")>"Users"</a></li> })}
+                                </ul>
+                            </nav>
+                            <div class="user-menu">
+                                <a href="/account" class="user-name" aria-current=move || current("/account") data-user-role=u.role.as_str()>
+                                    {u.name.clone()} <span class="role">{format!("({})", u.role)}</span>
+                                </a>
+                                // A real form: signing out works without JavaScript and is a POST
+                                // (a GET could be triggered by any page).
+                                <form method="post" action="/logout" rel="external" class="logout-form">
+                                    <button type="submit">"Sign out"</button>
+                                </form>
+                            </div>
+                        }
+                    })
+                })}
+            </Transition>
         </header>
         <main id="main" tabindex="-1">
             {children()}

@@ -6,6 +6,7 @@
 //! that use them and only adapt the engine: authorise, call, map errors. The engine is a
 //! dependency only under the `ssr` feature, so nothing server-side reaches the wasm bundle.
 
+pub mod auth;
 pub mod components;
 pub mod error;
 pub mod fleet;
@@ -41,6 +42,17 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    // Hand this response's script nonce to the server's security-headers layer, which puts
+    // it in the Content-Security-Policy.
+    #[cfg(feature = "ssr")]
+    if let (Some(nonce), Some(res)) = (
+        leptos::nonce::use_nonce(),
+        use_context::<leptos_axum::ResponseOptions>(),
+    ) {
+        if let Ok(v) = http::HeaderValue::from_str(&nonce.to_string()) {
+            res.insert_header(http::HeaderName::from_static("x-murmur-nonce"), v);
+        }
+    }
     view! {
         <Stylesheet id="leptos" href="/pkg/murmur.css"/>
         <Link rel="icon" href="/favicon.ico"/>
@@ -59,6 +71,11 @@ pub fn App() -> impl IntoView {
                         view=fleet::SubcloudPage
                         ssr=SsrMode::Async
                     />
+                    <Route path=path!("/login") view=auth::LoginPage ssr=SsrMode::Async/>
+                    <Route path=path!("/setup") view=auth::SetupPage ssr=SsrMode::Async/>
+                    <Route path=path!("/users") view=auth::UsersPage ssr=SsrMode::Async/>
+                    <Route path=path!("/account") view=auth::AccountPage ssr=SsrMode::Async/>
+                    <Route path=path!("/audit") view=auth::AuditPage ssr=SsrMode::Async/>
                 </Routes>
             </layout::Frame>
         </Router>

@@ -3,9 +3,7 @@
 //! entry without its change) cannot exist.
 
 use serde::{Deserialize, Serialize};
-use sqlx::{Any, Transaction};
 
-use crate::error::Result;
 use crate::time::Millis;
 
 /// One audit record.
@@ -22,6 +20,7 @@ pub struct AuditEntry {
 
 impl AuditEntry {
     /// A change made by the controller itself (seeding, health derivation, takeovers).
+    #[cfg(feature = "store")]
     pub fn system(action: &str, target: &str, summary: String) -> Self {
         Self {
             actor: "system".into(),
@@ -44,7 +43,11 @@ pub struct AuditRecord {
 }
 
 /// Appends `entry` in the caller's transaction.
-pub async fn record(tx: &mut Transaction<'_, Any>, entry: &AuditEntry) -> Result<()> {
+#[cfg(feature = "store")]
+pub async fn record(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    entry: &AuditEntry,
+) -> crate::error::Result<()> {
     sqlx::query(
         "INSERT INTO audit_log (at, actor, role, action, target, summary, client_addr, outcome) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",

@@ -12,7 +12,6 @@ pub mod health;
 mod text_enum;
 pub mod time;
 
-#[cfg(feature = "store")]
 pub mod audit;
 #[cfg(feature = "store")]
 mod engine;

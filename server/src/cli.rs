@@ -31,6 +31,23 @@ pub enum Command {
     Demo(DemoArgs),
     /// Create or upgrade the database schema, then exit.
     Migrate(StoreArgs),
+    /// Manage local users.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user; the password is read from a prompt (or from stdin when piped).
+    Add {
+        /// Login name.
+        name: String,
+        /// admin, operator or viewer.
+        #[arg(long, default_value = "viewer")]
+        role: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -51,6 +68,16 @@ pub struct ServeArgs {
     /// Directory with the built browser bundle (pkg/) and static files.
     #[arg(long, env = "MURMUR_SITE_ROOT", value_name = "DIR")]
     pub site_root: Option<PathBuf>,
+    /// URL browsers use to reach this controller, e.g. https://noc.example.com (default:
+    /// http:// and the listen address).
+    #[arg(long, env = "MURMUR_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+    /// A session ends after this many seconds without a request.
+    #[arg(long, env = "MURMUR_SESSION_IDLE_SECONDS", value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=2_592_000))]
+    pub session_idle_seconds: Option<u64>,
+    /// A session ends this many seconds after login, whatever the activity.
+    #[arg(long, env = "MURMUR_SESSION_ABSOLUTE_SECONDS", value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
+    pub session_absolute_seconds: Option<u64>,
     #[command(flatten)]
     pub store: StoreArgs,
 }
@@ -88,6 +115,28 @@ fn resolve(
             .or(file.site_root)
             .unwrap_or_else(|| PathBuf::from(Config::DEFAULT_SITE_ROOT)),
         log_format: store.log_format.or(file.log_format).unwrap_or_default(),
+        public_url: match serve.and_then(|s| s.public_url.clone()).or(file.public_url) {
+            Some(u) => {
+                crate::config::origin_of(&u)
+                    .with_context(|| format!("public_url {u:?} is not an http(s) URL"))?;
+                Some(u)
+            }
+            None => None,
+        },
+        session: engine::auth::SessionPolicy {
+            idle: std::time::Duration::from_secs(
+                serve
+                    .and_then(|s| s.session_idle_seconds)
+                    .or(file.session_idle_seconds)
+                    .unwrap_or(Config::DEFAULT_SESSION_IDLE_SECONDS),
+            ),
+            absolute: std::time::Duration::from_secs(
+                serve
+                    .and_then(|s| s.session_absolute_seconds)
+                    .or(file.session_absolute_seconds)
+                    .unwrap_or(Config::DEFAULT_SESSION_ABSOLUTE_SECONDS),
+            ),
+        },
     })
 }
 
@@ -106,6 +155,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 backend = engine.store().backend().as_str(),
                 "schema is up to date"
             );
+            Ok(())
+        }
+        Command::User(UserCommand::Add { name, role, store }) => {
+            let config = resolve(file, None, &store, Config::DEFAULT_DATABASE_URL)?;
+            telemetry::init(config.log_format);
+            let role: engine::auth::Role = role
+                .parse()
+                .map_err(|e: engine::ValidationError| anyhow::anyhow!(e.message))?;
+            let password = read_password(&name)?;
+            let engine = open(&config).await?;
+            let user = engine
+                .create_user(&engine::auth::Actor::system(), &name, &password, role)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("created user {} with role {}", user.name, user.role);
             Ok(())
         }
         Command::Serve(args) => {
@@ -128,6 +192,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .seed_demo(args.subclouds)
                 .await
                 .context("seeding the demo fleet")?;
+            let users = engine
+                .ensure_demo_users()
+                .await
+                .context("creating the demo users")?;
+            if users > 0 {
+                tracing::warn!(
+                    "demo users created with the fixed passwords from the README: admin, operator, viewer (demo only)"
+                );
+            }
             tracing::info!(
                 subclouds = report.subclouds,
                 added = report.added,
@@ -147,8 +220,29 @@ async fn open(config: &Config) -> anyhow::Result<Engine> {
     Ok(engine)
 }
 
+/// Reads a new password from the terminal without echo, or one line from piped stdin.
+fn read_password(name: &str) -> anyhow::Result<String> {
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password(format!("password for {name}: "))?;
+        let again = rpassword::prompt_password("again: ")?;
+        anyhow::ensure!(first == again, "the passwords differ");
+        Ok(first)
+    } else {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        Ok(line.trim_end_matches(['\r', '\n']).to_string())
+    }
+}
+
 async fn serve(config: Config, engine: Engine) -> anyhow::Result<()> {
-    let app = Application::build(&config, engine).await?;
+    let app = Application::build(&config, engine.clone()).await?;
+    if let Some(secret) = engine.issue_setup_token().await? {
+        tracing::warn!(
+            url = %format!("{}/setup?token={secret}", app.public_origin()),
+            "no user exists yet: open this one-time link (valid 24 h) to create the first admin, or run `murmur user add --role admin NAME`"
+        );
+    }
     tracing::info!(url = %format!("http://{}", app.local_addr()), site_root = %config.site_root.display(), "murmur is serving");
     app.run_until_stopped().await
 }

@@ -7,11 +7,15 @@
 //! | `database_url` | `MURMUR_DATABASE_URL` | `--database-url` | `sqlite://murmur.db`    |
 //! | `site_root`    | `MURMUR_SITE_ROOT`    | `--site-root`    | `target/site`           |
 //! | `log_format`   | `MURMUR_LOG_FORMAT`   | `--log-format`   | `text` (or `json`)      |
+//! | `public_url`   | `MURMUR_PUBLIC_URL`   | `--public-url`   | `http://` + listen addr |
+//! | `session_idle_seconds` | `MURMUR_SESSION_IDLE_SECONDS` | `--session-idle-seconds` | 28800 (8 h) |
+//! | `session_absolute_seconds` | `MURMUR_SESSION_ABSOLUTE_SECONDS` | `--session-absolute-seconds` | 86400 (24 h) |
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use engine::auth::SessionPolicy;
 use serde::Deserialize;
 
 /// How log lines are written.
@@ -31,6 +35,9 @@ pub struct FileConfig {
     pub database_url: Option<String>,
     pub site_root: Option<PathBuf>,
     pub log_format: Option<LogFormat>,
+    pub public_url: Option<String>,
+    pub session_idle_seconds: Option<u64>,
+    pub session_absolute_seconds: Option<u64>,
 }
 
 impl FileConfig {
@@ -48,10 +55,52 @@ pub struct Config {
     pub database_url: String,
     pub site_root: PathBuf,
     pub log_format: LogFormat,
+    /// The URL browsers use to reach this controller (scheme, host, port). Cross-site checks
+    /// compare request origins with it; `https` turns on Secure cookies and HSTS. `None`:
+    /// `http://` and the bound address.
+    pub public_url: Option<String>,
+    pub session: SessionPolicy,
 }
 
 impl Config {
     pub const DEFAULT_LISTEN: &'static str = "127.0.0.1:3000";
+    pub const DEFAULT_SESSION_IDLE_SECONDS: u64 = 8 * 3600;
+    pub const DEFAULT_SESSION_ABSOLUTE_SECONDS: u64 = 24 * 3600;
     pub const DEFAULT_DATABASE_URL: &'static str = "sqlite://murmur.db";
     pub const DEFAULT_SITE_ROOT: &'static str = "target/site";
+}
+
+/// The origin (`scheme://host[:port]`) of a public URL, lowercased, without path; `None` if
+/// it is not an http(s) URL.
+pub fn origin_of(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    if scheme != "http" && scheme != "https" {
+        return None;
+    }
+    let host = rest.split(['/', '?', '#']).next()?.to_ascii_lowercase();
+    if host.is_empty() || host.contains('@') {
+        return None;
+    }
+    Some(format!("{scheme}://{host}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::origin_of;
+
+    #[test]
+    fn origins() {
+        assert_eq!(
+            origin_of("https://NOC.example.com/murmur/").as_deref(),
+            Some("https://noc.example.com")
+        );
+        assert_eq!(
+            origin_of("http://127.0.0.1:3000").as_deref(),
+            Some("http://127.0.0.1:3000")
+        );
+        assert_eq!(origin_of("ftp://x"), None);
+        assert_eq!(origin_of("https://user@host"), None);
+        assert_eq!(origin_of("noscheme"), None);
+    }
 }

@@ -2,10 +2,11 @@
 //! startup. Business logic lives in the `engine` crate; the dashboard in `app`.
 
 pub mod api;
+pub mod auth;
 pub mod cli;
 pub mod config;
 mod error;
-mod middleware;
+pub mod middleware;
 pub mod startup;
 pub mod telemetry;
 

@@ -8,9 +8,10 @@ use anyhow::Context;
 use app::{shell, App};
 use axum::extract::{FromRef, State};
 use axum::http::{header, HeaderValue};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use axum::{Json, Router};
+use engine::auth::SessionPolicy;
 use engine::Engine;
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes};
@@ -25,12 +26,18 @@ use crate::config::Config;
 pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub engine: Engine,
+    /// `scheme://host[:port]` browsers use; cross-site checks compare against it.
+    pub public_origin: String,
+    pub session_policy: SessionPolicy,
+    /// Cookies get `Secure` (and responses HSTS) when the public URL is https.
+    pub secure_cookies: bool,
 }
 
 /// A bound, ready-to-run controller.
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    public_origin: String,
 }
 
 impl Application {
@@ -46,14 +53,27 @@ impl Application {
             .site_pkg_dir(Arc::<str>::from("pkg"))
             .site_addr(addr)
             .build();
+        let public_origin = match &config.public_url {
+            Some(u) => crate::config::origin_of(u).with_context(|| format!("public_url {u:?}"))?,
+            None => format!("http://{addr}"),
+        };
         let state = AppState {
             leptos_options: leptos_options.clone(),
             engine: engine.clone(),
+            secure_cookies: public_origin.starts_with("https://"),
+            public_origin,
+            session_policy: config.session,
         };
         Ok(Self {
             listener,
+            public_origin: state.public_origin.clone(),
             router: router(state, &config.site_root),
         })
+    }
+
+    /// `scheme://host[:port]` that browsers use to reach this controller.
+    pub fn public_origin(&self) -> &str {
+        &self.public_origin
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -99,9 +119,15 @@ fn router(state: AppState, site_root: &std::path::Path) -> Router {
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-cache"),
         ));
+    let security = crate::middleware::SecurityHeaders {
+        hsts: state.secure_cookies,
+    };
     let app = Router::new()
         .nest("/api/v1", crate::api::router())
         .route("/healthz", get(health))
+        .route("/login", post(crate::auth::login))
+        .route("/logout", post(crate::auth::logout))
+        .route("/setup", post(crate::auth::setup))
         .nest_service("/pkg", pkg)
         .route_service(
             "/favicon.ico",
@@ -114,8 +140,12 @@ fn router(state: AppState, site_root: &std::path::Path) -> Router {
             AppState,
             _,
         >(context, shell))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::gate,
+        ))
         .with_state(state);
-    crate::middleware::apply(app)
+    crate::middleware::apply(app, security)
 }
 
 #[derive(serde::Serialize)]

@@ -15,6 +15,8 @@ struct TestApp {
     base: String,
     engine: Engine,
     client: reqwest::Client,
+    /// Session cookie of the demo admin.
+    admin: String,
     _db: TestDb,
 }
 
@@ -23,28 +25,54 @@ impl TestApp {
         let db = TestDb::new(backend).await;
         let engine = db.engine().await;
         engine.seed_demo(subclouds).await.expect("seed");
+        engine.ensure_demo_users().await.expect("demo users");
         let config = Config {
             listen: "127.0.0.1:0".parse().unwrap(),
             database_url: db.url.clone(),
             site_root: std::env::temp_dir(),
             log_format: LogFormat::Text,
+            public_url: None,
+            session: Default::default(),
         };
         let app = Application::build(&config, engine.clone())
             .await
             .expect("build app");
         let base = format!("http://{}", app.local_addr());
         tokio::spawn(app.run_until_stopped());
-        Self {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let mut app = Self {
             base,
             engine,
-            client: reqwest::Client::new(),
+            client,
+            admin: String::new(),
             _db: db,
-        }
+        };
+        app.admin = app.login("admin", "admin-demo-password").await;
+        app
+    }
+
+    /// Signs in through the login form and returns the session cookie.
+    async fn login(&self, user: &str, password: &str) -> String {
+        let res = self
+            .client
+            .post(format!("{}/login", self.base))
+            .header("origin", &self.base)
+            .form(&[("username", user), ("password", password), ("next", "/")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        let cookie = res.headers()["set-cookie"].to_str().unwrap();
+        cookie.split(';').next().unwrap().to_string()
     }
 
     async fn get(&self, path: &str) -> reqwest::Response {
         self.client
             .get(format!("{}{path}", self.base))
+            .header("cookie", &self.admin)
             .send()
             .await
             .expect("request")
@@ -266,6 +294,8 @@ async fn rest_api_refuses_bad_input_clearly(b: Backend) {
     let res = app
         .client
         .post(format!("{}/ui/fleet/overview", app.base))
+        .header("cookie", &app.admin)
+        .header("origin", &app.base)
         .body(vec![b'x'; 2 * 1024 * 1024])
         .send()
         .await

@@ -112,6 +112,9 @@ pub fn ErrorPanel(error: ApiError) -> impl IntoView {
         ApiError::NotFound(_) => "Not found",
         ApiError::Invalid { .. } => "Invalid request",
         ApiError::Internal => "Server error",
+        ApiError::Unauthenticated => "Signed out",
+        ApiError::Forbidden(_) => "Not allowed",
+        ApiError::Conflict(_) => "Not possible",
         ApiError::Transport(_) => "Connection problem",
     };
     view! {

@@ -20,7 +20,7 @@ mod store;
 pub mod throttle;
 
 #[cfg(feature = "store")]
-pub use store::{LoginOutcome, NewApiToken, SessionPolicy};
+pub use store::{LoginOutcome, SessionPolicy};
 
 text_enum! {
     /// What a user may do.
@@ -238,6 +238,13 @@ pub struct ApiToken {
     pub created_at: Millis,
     pub last_used_at: Option<Millis>,
     pub revoked_at: Option<Millis>,
+}
+
+/// A freshly created API token; `secret` is shown once and never again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewApiToken {
+    pub token: ApiToken,
+    pub secret: String,
 }
 
 /// A local path to return to after login: must start with one `/` (no scheme, no host, no

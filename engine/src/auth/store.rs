@@ -8,7 +8,9 @@ use sha2::{Digest, Sha256};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use super::{password, Actor, ApiToken, NewPassword, Permission, Role, User, UserName};
+use super::{
+    password, Actor, ApiToken, NewApiToken, NewPassword, Permission, Role, User, UserName,
+};
 use crate::audit::{self, AuditEntry};
 use crate::error::{Error, Result, ValidationError};
 use crate::events::Event;
@@ -46,13 +48,6 @@ pub struct LoginOutcome {
     /// The session secret for the cookie. Only its hash is stored.
     pub session_token: String,
     pub expires_at: Millis,
-}
-
-/// A freshly created API token; `secret` is shown once and never again.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct NewApiToken {
-    pub token: ApiToken,
-    pub secret: String,
 }
 
 fn random_secret() -> String {
