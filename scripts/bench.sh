@@ -19,9 +19,9 @@ SERVER=
 cleanup() { [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"; }
 trap cleanup EXIT
 
-# wrk's summary → "req/s p50 p99" (latencies in ms).
+# wrk's summary → "req/s p50 p99" (latencies in ms). Requests carry the demo viewer's session.
 measure() {
-  wrk -t2 -c16 -d"${DURATION}s" --latency "http://127.0.0.1:$PORT$1" >"$WORK/wrk.txt"
+  wrk -t2 -c16 -d"${DURATION}s" --latency -H "Cookie: $COOKIE" "http://127.0.0.1:$PORT$1" >"$WORK/wrk.txt"
   awk '
     function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
     /^ +50%/ { p50 = ms($2) } /^ +99%/ { p99 = ms($2) } /^Requests\/sec/ { rps = $2 }
@@ -45,6 +45,10 @@ for store in sqlite postgres; do
       --site-root "$TARGET_DIR/site" >"$WORK/server.log" 2>&1 &
     SERVER=$!
     for _ in $(seq 1 240); do curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.5; done
+    COOKIE=$(curl -s -o /dev/null -D - -H "Origin: http://127.0.0.1:$PORT" \
+      --data 'username=viewer&password=viewer-demo-password&next=/' "http://127.0.0.1:$PORT/login" \
+      | tr -d '\r' | sed -n 's/^[Ss]et-[Cc]ookie: \(murmur_session=[^;]*\).*/\1/p')
+    [ -n "$COOKIE" ] || { echo "could not sign in to the bench server" >&2; exit 1; }
     read -r s_rps s_p50 s_p99 < <(measure /favicon.ico)
     echo "| $store | $n | static /favicon.ico | $s_rps | $s_p50 | $s_p99 | 1.00 |"
     for page in "/" "/subclouds?availability=online&sort=alarm&dir=desc" "/api/v1/subclouds?availability=online&sort=alarm&dir=desc"; do

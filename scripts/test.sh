@@ -28,15 +28,33 @@ cargo test --workspace
 log "browser tests (Playwright, Chromium)"
 DATA=$(mktemp -d)
 PORT=${MURMUR_E2E_PORT:-3999}
-"$TARGET_DIR/debug/murmur" demo --subclouds 2000 --listen "127.0.0.1:$PORT" \
-  --database-url "sqlite://$DATA/e2e.db" --site-root "$TARGET_DIR/site" >"$DATA/server.log" 2>&1 &
-SERVER=$!
-cleanup() { kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; rm -rf "$DATA"; }
+SHORT_PORT=$((PORT - 1))
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$DATA"
+}
 trap cleanup EXIT
-for _ in $(seq 1 120); do
-  curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null && break
-  kill -0 "$SERVER" 2>/dev/null || { cat "$DATA/server.log" >&2; exit 1; }
-  sleep 0.5
-done
-(cd end2end && BASE_URL="http://127.0.0.1:$PORT" npx playwright test) || { tail -n 50 "$DATA/server.log" >&2; exit 1; }
+# The main demo controller, and a second one whose sessions end after 3 idle seconds (for the
+# session-expiry test).
+start_demo() { # port name extra-args...
+  local port=$1 name=$2; shift 2
+  "$TARGET_DIR/debug/murmur" demo --subclouds 2000 --listen "127.0.0.1:$port" \
+    --database-url "sqlite://$DATA/$name.db" --site-root "$TARGET_DIR/site" "$@" >"$DATA/$name.log" 2>&1 &
+  PIDS+=($!)
+}
+wait_healthy() { # port name
+  for _ in $(seq 1 120); do
+    curl -fs "http://127.0.0.1:$1/healthz" >/dev/null && return 0
+    sleep 0.5
+  done
+  echo "the $2 server did not start:" >&2; cat "$DATA/$2.log" >&2; exit 1
+}
+start_demo "$PORT" e2e
+start_demo "$SHORT_PORT" short --session-idle-seconds 3
+wait_healthy "$PORT" e2e
+wait_healthy "$SHORT_PORT" short
+(cd end2end && BASE_URL="http://127.0.0.1:$PORT" SHORT_SESSION_URL="http://127.0.0.1:$SHORT_PORT" npx playwright test) \
+  || { tail -n 50 "$DATA/e2e.log" >&2; exit 1; }
 log "all tests passed"

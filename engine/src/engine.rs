@@ -21,7 +21,20 @@ pub struct Engine {
     pub(crate) store: Store,
     pub(crate) events: EventBus,
     pub(crate) login_throttle: Arc<LoginThrottle>,
+    pub(crate) overview_cache: Arc<OverviewCache>,
 }
+
+/// The last overview computed, with the event generation it reflects. Many dashboards (wall
+/// screens, phones, portals) ask for the same figures; they share one computation until the
+/// fleet changes (an event) or `OVERVIEW_MAX_AGE` passes (writes by other controller
+/// instances sharing a PostgreSQL store publish no event here).
+#[derive(Debug, Default)]
+pub(crate) struct OverviewCache {
+    pub(crate) entry: tokio::sync::Mutex<Option<(u64, std::time::Instant, crate::fleet::Overview)>>,
+}
+
+/// Longest an overview is served from the cache.
+pub const OVERVIEW_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Engine {
     /// Opens (and migrates) the store at `database_url`.
@@ -39,6 +52,7 @@ impl Engine {
             store,
             events: EventBus::new(),
             login_throttle: Arc::new(LoginThrottle::new(policy)),
+            overview_cache: Arc::default(),
         }
     }
 

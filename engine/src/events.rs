@@ -2,6 +2,9 @@
 //! commits; the server turns them into server-sent events for browsers. A slow subscriber
 //! that falls behind is told so (`Lagged`) and must re-read a snapshot.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
@@ -26,6 +29,9 @@ pub enum Event {
 #[derive(Clone, Debug)]
 pub struct EventBus {
     tx: broadcast::Sender<Event>,
+    /// Bumped by every publish: readers that cache derived figures compare it to know
+    /// whether anything changed since they computed them.
+    generation: Arc<AtomicU64>,
 }
 
 impl EventBus {
@@ -34,12 +40,21 @@ impl EventBus {
 
     pub fn new() -> Self {
         let (tx, _) = broadcast::channel(Self::CAPACITY);
-        Self { tx }
+        Self {
+            tx,
+            generation: Arc::default(),
+        }
     }
 
     /// Publishes to current subscribers; with none, the event is simply dropped.
     pub fn publish(&self, event: Event) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
         let _ = self.tx.send(event);
+    }
+
+    /// How many events have been published so far.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {

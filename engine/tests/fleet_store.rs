@@ -100,7 +100,14 @@ async fn resizing_removes_sites_and_their_rows(b: Backend) {
     let db = TestDb::new(b).await;
     let engine = db.engine().await;
     engine.seed_demo(300).await.unwrap();
+    // Read (and cache) the overview before the change: the change must show at once.
+    assert_eq!(engine.overview().await.unwrap().total, 300);
     let r = engine.seed_demo(120).await.unwrap();
+    assert_eq!(
+        engine.overview().await.unwrap().total,
+        120,
+        "a change invalidates the cached overview"
+    );
     assert_eq!((r.subclouds, r.added, r.removed), (120, 0, 180));
     let pool = engine.store().pool();
     let endpoints: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM subcloud_endpoints")

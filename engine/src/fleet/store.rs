@@ -237,7 +237,24 @@ impl Engine {
     }
 
     /// Fleet-wide key figures, read in one snapshot.
+    /// Served from a cache shared by all callers while no event has been published and it is
+    /// younger than [`crate::engine::OVERVIEW_MAX_AGE`]; concurrent callers wait for one
+    /// computation instead of each running it.
     pub async fn overview(&self) -> Result<Overview> {
+        let mut cache = self.overview_cache.entry.lock().await;
+        let generation = self.events.generation();
+        if let Some((g, at, o)) = cache.as_ref() {
+            if *g == generation && at.elapsed() < crate::engine::OVERVIEW_MAX_AGE {
+                return Ok(o.clone());
+            }
+        }
+        let fresh = self.compute_overview().await?;
+        *cache = Some((generation, std::time::Instant::now(), fresh.clone()));
+        Ok(fresh)
+    }
+
+    /// Fleet-wide key figures straight from the store, read in one snapshot.
+    pub async fn compute_overview(&self) -> Result<Overview> {
         let mut tx = self.store.pool().begin().await?;
         if self.store.backend() == Backend::Postgres {
             sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
