@@ -137,7 +137,16 @@ impl AuditQuery {
                 "action" => q.action = Some(text(value)?),
                 "target" => q.target = Some(text(value)?),
                 "from" => q.from = Some(time(value)?),
-                "to" => q.to = Some(time(value)?),
+                // An end given to the day or minute includes all of that day or minute.
+                "to" => {
+                    let t = time(value)?;
+                    let slack = match value.split_once('T') {
+                        None => 86_399_999,
+                        Some((_, hm)) if hm.trim_end_matches('Z').len() <= 5 => 59_999,
+                        Some(_) => 999,
+                    };
+                    q.to = Some(Millis(t.0 + slack));
+                }
                 "page" => q.page = number(value)?,
                 "per_page" => q.per_page = number(value)?,
                 _ => {}
@@ -186,10 +195,15 @@ impl AuditQuery {
                 parts.push(format!("{k}={}", enc(v)));
             }
         }
-        for (k, v) in [("from", self.from), ("to", self.to)] {
-            if let Some(v) = v {
-                parts.push(format!("{k}={}", enc(&v.to_iso())));
-            }
+        if let Some(v) = self.from {
+            parts.push(format!("from={}", enc(&v.to_iso())));
+        }
+        // `to` holds the last included millisecond; its second is what the URL says.
+        if let Some(v) = self.to {
+            parts.push(format!(
+                "to={}",
+                enc(&Millis(v.0 - v.0.rem_euclid(1000)).to_iso())
+            ));
         }
         if self.page != 1 {
             parts.push(format!("page={}", self.page));
@@ -220,6 +234,15 @@ mod tests {
 
     #[test]
     fn audit_query_parses_and_round_trips() {
+        // An end given as a day includes the whole day.
+        let day = AuditQuery::from_params([("to", "2026-11-28")]).unwrap();
+        let next_day = Millis::parse_iso("2026-11-29").unwrap();
+        assert_eq!(day.to, Some(Millis(next_day.0 - 1)));
+        let minute = AuditQuery::from_params([("to", "2026-11-28T07:26")]).unwrap();
+        assert_eq!(
+            minute.to,
+            Some(Millis(Millis::parse_iso("2026-11-28T07:27").unwrap().0 - 1))
+        );
         let q = AuditQuery::from_params([
             ("actor", "admin"),
             ("action", "user."),

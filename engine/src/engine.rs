@@ -12,7 +12,7 @@ use crate::auth::{Actor, Permission};
 use crate::error::Result;
 use crate::events::EventBus;
 use crate::store::Store;
-use crate::store::{escape_like, Sql};
+use crate::store::{escape_like, fold_case, Sql};
 use crate::time::Millis;
 
 /// Shared handle to the store and the event bus. Cheap to clone.
@@ -68,6 +68,7 @@ impl Engine {
     pub async fn audit_page(&self, actor: &Actor, q: &AuditQuery) -> Result<AuditPage> {
         actor.require(Permission::ReadAudit)?;
         q.validate()?;
+        let backend = self.store.backend();
         let filter = |b: &mut Sql<'_>| {
             b.push(" FROM audit_log WHERE 1 = 1");
             if let Some(v) = &q.actor {
@@ -84,7 +85,7 @@ impl Engine {
             }
             if let Some(v) = &q.target {
                 b.push(" AND LOWER(target) LIKE ")
-                    .bind(format!("%{}%", escape_like(&v.to_lowercase())))
+                    .bind(format!("%{}%", escape_like(&fold_case(backend, v))))
                     .push(" ESCAPE '\\'");
             }
             if let Some(v) = q.from {

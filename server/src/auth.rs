@@ -99,6 +99,16 @@ pub fn session_cookie(state: &AppState, token: Option<&str>, max_age_secs: u64) 
         .unwrap_or_else(|_| HeaderValue::from_static("murmur_session=; Path=/; Max-Age=0"))
 }
 
+/// A redirect to `to` that sets the new session's cookie.
+fn signed_in(state: &AppState, to: &str, token: &str) -> Response {
+    let mut res = Redirect::to(to).into_response();
+    res.headers_mut().append(
+        header::SET_COOKIE,
+        session_cookie(state, Some(token), state.session_policy.absolute.as_secs()),
+    );
+    res
+}
+
 /// Refuses state-changing requests that a browser says come from another site. Browsers send
 /// `Sec-Fetch-Site` (trusted: pages cannot forge it) or at least `Origin` on every POST.
 fn cross_site_refusal(headers: &HeaderMap, public_origin: &str) -> Option<&'static str> {
@@ -298,16 +308,7 @@ pub async fn login(
                 let actor = Actor::user(&outcome.user, Some(addr));
                 let _ = state.engine.logout(&actor, &old).await;
             }
-            let mut res = Redirect::to(&next).into_response();
-            res.headers_mut().append(
-                header::SET_COOKIE,
-                session_cookie(
-                    &state,
-                    Some(&outcome.session_token),
-                    state.session_policy.absolute.as_secs(),
-                ),
-            );
-            res
+            signed_in(&state, &next, &outcome.session_token)
         }
         Err(engine::Error::Throttled { retry_after_secs }) => {
             let mut res = Redirect::to(&back("throttled", format!("&retry={retry_after_secs}")))
@@ -382,18 +383,7 @@ pub async fn setup(
             .login(&f.username, &f.password, &addr, state.session_policy)
             .await
         {
-            Ok(outcome) => {
-                let mut res = Redirect::to("/").into_response();
-                res.headers_mut().append(
-                    header::SET_COOKIE,
-                    session_cookie(
-                        &state,
-                        Some(&outcome.session_token),
-                        state.session_policy.absolute.as_secs(),
-                    ),
-                );
-                res
-            }
+            Ok(outcome) => signed_in(&state, "/", &outcome.session_token),
             Err(_) => Redirect::to("/login").into_response(),
         },
         Err(engine::Error::Validation(v)) => back(&v.message),

@@ -199,6 +199,7 @@ impl Engine {
     pub async fn set_user_role(&self, actor: &Actor, name: &str, role: Role) -> Result<User> {
         actor.require(Permission::ManageUsers)?;
         let mut tx = self.store.pool().begin().await?;
+        self.serialize_user_changes(&mut tx).await?;
         let before = user_by_name(&mut tx, name).await?;
         if before.role == role {
             return Ok(before);
@@ -212,21 +213,9 @@ impl Engine {
             .bind(before.id)
             .execute(&mut *tx)
             .await?;
-        audit::record(
-            &mut tx,
-            &entry(
-                actor,
-                "user.role",
-                name,
-                format!("role {} -> {role}", before.role),
-            ),
-        )
-        .await?;
-        let after = user_by_name(&mut tx, name).await?;
-        tx.commit().await?;
-        self.events
-            .publish(Event::UserChanged { name: name.into() });
-        Ok(after)
+        let summary = format!("role {} -> {role}", before.role);
+        self.finish_user_change(tx, actor, "user.role", name, summary)
+            .await
     }
 
     /// Disables (ending all its sessions and tokens' use) or re-enables a user.
@@ -238,6 +227,7 @@ impl Engine {
     ) -> Result<User> {
         actor.require(Permission::ManageUsers)?;
         let mut tx = self.store.pool().begin().await?;
+        self.serialize_user_changes(&mut tx).await?;
         let before = user_by_name(&mut tx, name).await?;
         if before.disabled == disabled {
             return Ok(before);
@@ -262,16 +252,21 @@ impl Engine {
         } else {
             "user.enable"
         };
-        audit::record(
-            &mut tx,
-            &entry(
-                actor,
-                what,
-                name,
-                format!("disabled {} -> {disabled}", before.disabled),
-            ),
-        )
-        .await?;
+        let summary = format!("disabled {} -> {disabled}", before.disabled);
+        self.finish_user_change(tx, actor, what, name, summary)
+            .await
+    }
+
+    /// Audits a change to user `name`, commits it, announces it and returns the user after.
+    async fn finish_user_change(
+        &self,
+        mut tx: Transaction<'_, Any>,
+        actor: &Actor,
+        action: &str,
+        name: &str,
+        summary: String,
+    ) -> Result<User> {
+        audit::record(&mut tx, &entry(actor, action, name, summary)).await?;
         let after = user_by_name(&mut tx, name).await?;
         tx.commit().await?;
         self.events
@@ -321,7 +316,23 @@ impl Engine {
                 .bind(user_id)
                 .fetch_optional(self.store.pool())
                 .await?;
+        // Guessing the current password from a stolen session counts as failed logins.
+        let client = actor.client_addr.as_deref().unwrap_or("unknown");
+        if let Some(retry_after_secs) = self.login_throttle.check(client, &actor.name) {
+            return Err(Error::Throttled { retry_after_secs });
+        }
         if !password::verify(current, stored.as_deref()).await? {
+            self.login_throttle.record_failure(client, &actor.name);
+            let mut tx = self.store.pool().begin().await?;
+            let mut e = entry(
+                actor,
+                "user.password_change",
+                &actor.name,
+                "refused: wrong current password".into(),
+            );
+            e.outcome = "denied".into();
+            audit::record(&mut tx, &e).await?;
+            tx.commit().await?;
             return Err(ValidationError::new(
                 "current_password",
                 "the current password is not correct",
@@ -354,12 +365,15 @@ impl Engine {
         client_addr: &str,
         policy: SessionPolicy,
     ) -> Result<LoginOutcome> {
-        // Bound the work an attacker can ask for before anything else.
-        let name: String = name.chars().take(64).collect();
-        if password.len() > 4 * NewPassword::MAX_CHARS {
+        // Bound the work an attacker can ask for before anything else. No user has a longer
+        // name, so refusing these reveals nothing.
+        if name.len() > 64 || password.len() > 4 * NewPassword::MAX_CHARS {
             return Err(Error::Unauthenticated("wrong user name or password".into()));
         }
+        let name = name.to_string();
         if let Some(retry_after_secs) = self.login_throttle.check(client_addr, &name) {
+            // Not audited (a spray would flood the log); logged instead.
+            tracing::warn!(user = %name, client = %client_addr, retry_after_secs, "login throttled");
             return Err(Error::Throttled { retry_after_secs });
         }
         let row = sqlx::query(&format!(
@@ -440,11 +454,11 @@ impl Engine {
     /// The user behind a session token, if the session is live; refreshes its idle timer.
     pub async fn authenticate_session(&self, token: &str, policy: SessionPolicy) -> Result<User> {
         let hash = secret_hash(token);
-        let row = sqlx::query(&format!(
+        let row = sqlx::query(
             "SELECT u.id, u.name, u.role, u.disabled, u.created_at, u.last_login_at, \
              s.id, s.last_seen_at, s.expires_at FROM sessions s JOIN users u ON u.id = s.user_id \
-             WHERE s.token_hash = $1"
-        ))
+             WHERE s.token_hash = $1",
+        )
         .bind(&hash)
         .fetch_optional(self.store.pool())
         .await?
@@ -648,6 +662,23 @@ async fn set_password(
     Ok(())
 }
 
+impl Engine {
+    /// Makes concurrent changes to users take turns, so "is there another admin?" cannot be
+    /// answered by two transactions at once (both would remove an admin). PostgreSQL: lock
+    /// the enabled admins' rows. SQLite: start with a write, which takes the database's write
+    /// lock before anything is read.
+    async fn serialize_user_changes(&self, tx: &mut Transaction<'_, Any>) -> Result<()> {
+        let sql = match self.store.backend() {
+            crate::store::Backend::Postgres => {
+                "SELECT id FROM users WHERE role = 'admin' AND disabled = 0 FOR UPDATE"
+            }
+            crate::store::Backend::Sqlite => "UPDATE users SET id = id WHERE id = -1",
+        };
+        sqlx::query(sql).execute(&mut **tx).await?;
+        Ok(())
+    }
+}
+
 /// Refuses to remove the last enabled admin (nobody could manage users any more).
 async fn ensure_another_admin(tx: &mut Transaction<'_, Any>, except_id: i64) -> Result<()> {
     let others: i64 = sqlx::query_scalar(
@@ -662,27 +693,6 @@ async fn ensure_another_admin(tx: &mut Transaction<'_, Any>, except_id: i64) -> 
         ));
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn secrets_are_long_random_and_hashed() {
-        let a = random_secret();
-        let b = random_secret();
-        assert_ne!(a, b);
-        assert_eq!(a.len(), 43, "256 bits in base64url without padding");
-        assert!(a
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
-        assert_eq!(
-            secret_hash("abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
-        assert_eq!(base64url(b"\xfb\xff"), "-_8");
-    }
 }
 
 /// The demo's users and their fixed passwords (demo only; documented in the README).
@@ -757,10 +767,24 @@ impl Engine {
                 until.parse::<i64>().is_ok_and(|u| Millis::now().0 < u)
                     && hash == secret_hash(secret)
             });
+        let refused = || {
+            Error::Unauthenticated("this setup link is not valid (used, expired or wrong)".into())
+        };
         if !valid || self.user_count().await? > 0 {
-            return Err(Error::Unauthenticated(
-                "this setup link is not valid (used, expired or wrong)".into(),
-            ));
+            return Err(refused());
+        }
+        // Bad input must not use up the link.
+        UserName::parse(name)?;
+        NewPassword::parse(password)?;
+        // Consume the link atomically: of two concurrent setups only one deletes the row.
+        let consumed = sqlx::query("DELETE FROM settings WHERE key = $1 AND value = $2")
+            .bind(SETUP_KEY)
+            .bind(stored.unwrap_or_default())
+            .execute(self.store.pool())
+            .await?
+            .rows_affected();
+        if consumed != 1 {
+            return Err(refused());
         }
         let mut actor = Actor::system();
         actor.name = "setup".into();
@@ -768,10 +792,27 @@ impl Engine {
         let user = self
             .create_user(&actor, name, password, Role::Admin)
             .await?;
-        sqlx::query("DELETE FROM settings WHERE key = $1")
-            .bind(SETUP_KEY)
-            .execute(self.store.pool())
-            .await?;
         Ok(user)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_long_random_and_hashed() {
+        let a = random_secret();
+        let b = random_secret();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 43, "256 bits in base64url without padding");
+        assert!(a
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+        assert_eq!(
+            secret_hash("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(base64url(b"\xfb\xff"), "-_8");
     }
 }

@@ -7,7 +7,7 @@ use sqlx::Row;
 use super::*;
 use crate::error::{Error, Result};
 use crate::health::{Alarm, AlarmCounts, AlarmSeverity};
-use crate::store::{count, escape_like, parse_col, small, Backend, Sql};
+use crate::store::{count, escape_like, fold_case, parse_col, small, Backend, Sql};
 use crate::time::Millis;
 use crate::Engine;
 
@@ -47,7 +47,7 @@ fn summary_from_row(row: &AnyRow) -> Result<SubcloudSummary> {
 }
 
 /// Appends the WHERE clause of `q` (all filters ANDed).
-fn push_filters(b: &mut Sql<'_>, q: &SubcloudQuery) {
+fn push_filters(b: &mut Sql<'_>, q: &SubcloudQuery, backend: Backend) {
     b.push(" WHERE 1 = 1");
     if let Some(v) = q.availability {
         b.push(" AND s.availability = ").bind(v.as_str());
@@ -78,7 +78,7 @@ fn push_filters(b: &mut Sql<'_>, q: &SubcloudQuery) {
         b.push(" AND pg.name = ").bind(v.clone());
     }
     if let Some(v) = &q.search {
-        let pattern = format!("%{}%", escape_like(&v.to_lowercase()));
+        let pattern = format!("%{}%", escape_like(&fold_case(backend, v)));
         b.push(" AND (LOWER(s.name) LIKE ")
             .bind(pattern.clone())
             .push(" ESCAPE '\\' OR LOWER(s.city) LIKE ")
@@ -112,7 +112,7 @@ impl Engine {
 
         let mut count_q = Sql::new("SELECT COUNT(*)");
         count_q.push(SUMMARY_FROM);
-        push_filters(&mut count_q, q);
+        push_filters(&mut count_q, q, self.store.backend());
         let (sql, args) = count_q.finish()?;
         let matching: i64 = sqlx::query_scalar_with(&sql, args).fetch_one(pool).await?;
 
@@ -122,7 +122,7 @@ impl Engine {
         };
         let mut list_q = Sql::new("SELECT ");
         list_q.push(SUMMARY_COLUMNS).push(SUMMARY_FROM);
-        push_filters(&mut list_q, q);
+        push_filters(&mut list_q, q, self.store.backend());
         // NULLs (no peer group) sort last either way; the name breaks ties so pages are stable.
         list_q.push(&format!(" ORDER BY {} {dir}", sort_expr(q.sort)));
         if q.sort != SortKey::Name {

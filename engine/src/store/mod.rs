@@ -166,6 +166,15 @@ pub(crate) fn escape_like(s: &str) -> String {
     out
 }
 
+/// Lowercases user text for `LOWER(col) LIKE` the way the backend's `LOWER` does: SQLite
+/// folds only ASCII letters, PostgreSQL all of Unicode.
+pub(crate) fn fold_case(backend: Backend, s: &str) -> String {
+    match backend {
+        Backend::Sqlite => s.to_ascii_lowercase(),
+        Backend::Postgres => s.to_lowercase(),
+    }
+}
+
 /// Builds SQL with `$N` placeholders and its arguments together. (sqlx's `QueryBuilder`
 /// writes `?` for the `Any` driver, which PostgreSQL rejects.)
 pub(crate) struct Sql<'q> {
