@@ -142,7 +142,7 @@ impl AuditQuery {
                     let t = time(value)?;
                     let slack = match value.split_once('T') {
                         None => 86_399_999,
-                        Some((_, hm)) if hm.trim_end_matches('Z').len() <= 5 => 59_999,
+                        Some((_, time)) if time.matches(':').count() == 1 => 59_999,
                         Some(_) => 999,
                     };
                     q.to = Some(Millis(t.0 + slack));
