@@ -52,12 +52,14 @@ impl From<engine::Error> for ApiError {
             engine::Error::NotFound { what, key } => {
                 (404, ApiError::NotFound(format!("{what} {key:?} not found")))
             }
-            engine::Error::Conflict(m) => (
-                409,
-                ApiError::Invalid {
-                    field: String::new(),
-                    message: m,
-                },
+            engine::Error::Conflict(m) => (409, ApiError::Conflict(m)),
+            engine::Error::Forbidden(m) => (403, ApiError::Forbidden(m)),
+            engine::Error::Unauthenticated(_) => (401, ApiError::Unauthenticated),
+            engine::Error::Throttled { retry_after_secs } => (
+                429,
+                ApiError::Conflict(format!(
+                    "too many failed attempts; try again in {retry_after_secs} s"
+                )),
             ),
             other => {
                 tracing::error!(error = %other, "engine error in a server function");

@@ -25,6 +25,8 @@ pub fn AccountPage() -> impl IntoView {
         )
     });
     let revoke_msg = Signal::derive(move || action_message(revoke.value().get(), "Token revoked."));
+    let interactive = RwSignal::new(false);
+    Effect::new(move |_| interactive.set(true));
     view! {
         <Title text="Account"/>
         <h1>"Your account"</h1>
@@ -45,10 +47,14 @@ pub fn AccountPage() -> impl IntoView {
             <section class="panel" aria-labelledby="tokens-heading">
                 <h2 id="tokens-heading">"API tokens"</h2>
                 <p>"Scripts send a token as " <code>"Authorization: Bearer …"</code> " to " <code>"/api/v1"</code> "; it carries your role."</p>
+                // The secret is shown once, in this page, from the action's answer; a plain form
+                // post (no JavaScript) would create a token nobody can see. So the button works
+                // only once the page is interactive.
                 <ActionForm action=create attr:class="inline-form">
                     <label>"Token name" <input name="name" required maxlength="64" placeholder="e.g. grafana"/></label>
-                    <button type="submit">"Create token"</button>
+                    <button type="submit" disabled=move || !interactive.get()>"Create token"</button>
                 </ActionForm>
+                <noscript><p class="notice">"Creating a token needs JavaScript: its secret is shown once, on this page."</p></noscript>
                 {move || create.value().get().map(|r| match r {
                     Ok(t) => view! {
                         <div class="notice" role="status">

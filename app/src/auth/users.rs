@@ -42,20 +42,28 @@ pub fn UsersPage() -> impl IntoView {
     view! {
         <Title text="Users"/>
         <h1>"Users"</h1>
+        // Only admins get the list; for anyone else the page is just the refusal.
+        <Transition fallback=|| ()>
+            {move || Suspend::new(async move {
+                users.await.is_ok().then(|| view! {
         <section class="panel" aria-labelledby="new-user-heading">
-            <h2 id="new-user-heading">"New user"</h2>
-            <ActionForm action=create attr:class="inline-form">
-                <label>"User name" <input name="username" required maxlength="64" autocomplete="off"/></label>
-                <label>"Password" <input name="password" type="password" required minlength="12" maxlength="256" autocomplete="new-password"/></label>
-                <label>"Role"
-                    <select name="role">
-                        {Role::ALL.iter().map(|r| view! { <option value=r.as_str() selected=*r == Role::Viewer>{r.as_str()}</option> }).collect_view()}
-                    </select>
-                </label>
-                <button type="submit">"Create"</button>
-            </ActionForm>
-            <FormStatus message=create_msg/>
-        </section>
+                        <h2 id="new-user-heading">"New user"</h2>
+                        <ActionForm action=create attr:class="inline-form">
+                            <label>"User name" <input name="username" required maxlength="64" autocomplete="off"/></label>
+                            <label>"Password" <input name="password" type="password" required minlength="12" maxlength="256" autocomplete="new-password"/></label>
+                            <label>"Role"
+                                <select name="role">
+                                    {Role::ALL.iter().map(|r| view! { <option value=r.as_str() selected=*r == Role::Viewer>{r.as_str()}</option> }).collect_view()}
+                                </select>
+                            </label>
+                            <button type="submit">"Create"</button>
+                        </ActionForm>
+                        <FormStatus message=create_msg/>
+                    </section>
+
+                })
+            })}
+        </Transition>
         <section class="panel" aria-labelledby="users-heading">
             <h2 id="users-heading">"All users"</h2>
             <FormStatus message=change_msg/>

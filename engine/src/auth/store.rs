@@ -475,7 +475,8 @@ impl Engine {
                 .await?;
             return Err(Error::Unauthenticated("the session has expired".into()));
         }
-        if now - last_seen >= TOUCH_EVERY_MS {
+        // Refresh often enough that a short idle limit never ends a session in use.
+        if now - last_seen >= TOUCH_EVERY_MS.min(idle_ms / 4) {
             sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id = $2")
                 .bind(now)
                 .bind(session_id)
