@@ -110,16 +110,7 @@ impl AuditQuery {
             if value.is_empty() {
                 continue;
             }
-            let text = |v: &str| -> Result<String, V> {
-                if v.chars().count() > 128 || v.chars().any(char::is_control) {
-                    Err(V::new(
-                        key,
-                        format!("{key} is at most 128 characters, without control characters"),
-                    ))
-                } else {
-                    Ok(v.to_string())
-                }
-            };
+            let text = |v: &str| -> Result<String, V> { Ok(v.to_string()) };
             let time = |v: &str| {
                 Millis::parse_iso(v).ok_or_else(|| {
                     V::new(
@@ -163,6 +154,20 @@ impl AuditQuery {
         }
         if !(1..=500).contains(&self.per_page) {
             return Err(V::new("per_page", "per_page must be between 1 and 500"));
+        }
+        for (field, v) in [
+            ("actor", &self.actor),
+            ("action", &self.action),
+            ("target", &self.target),
+        ] {
+            if let Some(v) = v {
+                if v.chars().count() > 128 || v.chars().any(char::is_control) {
+                    return Err(V::new(
+                        field,
+                        format!("{field} is at most 128 characters, without control characters"),
+                    ));
+                }
+            }
         }
         if let (Some(f), Some(t)) = (self.from, self.to) {
             if f > t {

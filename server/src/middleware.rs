@@ -4,7 +4,10 @@
 
 use std::time::Duration;
 
+use axum::extract::Request;
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
@@ -97,9 +100,180 @@ async fn security_headers(
     res
 }
 
+/// Strict decoding of a form body: every `%` starts two hex digits and the decoded bytes
+/// are UTF-8. (The form parser behind server functions would keep `%2` literally and turn
+/// bad bytes into U+FFFD, storing something the user never typed.)
+fn form_is_well_formed(body: &[u8]) -> bool {
+    body.split(|b| *b == b'&').all(|pair| {
+        let mut out = Vec::with_capacity(pair.len());
+        let mut i = 0;
+        while i < pair.len() {
+            if pair[i] == b'%' {
+                let hex = |at: usize| pair.get(at).and_then(|b| char::from(*b).to_digit(16));
+                match (hex(i + 1), hex(i + 2)) {
+                    (Some(h), Some(l)) => out.push(u8::try_from(h * 16 + l).unwrap_or(0)),
+                    _ => return false,
+                }
+                i += 3;
+            } else {
+                out.push(pair[i]);
+                i += 1;
+            }
+        }
+        std::str::from_utf8(&out).is_ok()
+    })
+}
+
+/// The HTTP status an error answer of a server function deserves, from its `ApiError`.
+fn server_fn_status(err: &app::ApiError) -> StatusCode {
+    use app::ApiError::*;
+    match err {
+        NotFound(_) => StatusCode::NOT_FOUND,
+        Invalid { .. } => StatusCode::BAD_REQUEST,
+        Unauthenticated => StatusCode::UNAUTHORIZED,
+        Forbidden(_) => StatusCode::FORBIDDEN,
+        Conflict(_) => StatusCode::CONFLICT,
+        Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        // Arguments that did not decode: the client sent something malformed.
+        Transport(m) if m.contains("length limit") => StatusCode::PAYLOAD_TOO_LARGE,
+        Transport(_) => StatusCode::BAD_REQUEST,
+    }
+}
+
+fn api_error_json(status: StatusCode, message: &str) -> Response {
+    let code = match status {
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        StatusCode::REQUEST_TIMEOUT => "timeout",
+        s if s.is_server_error() => "internal",
+        _ => "invalid",
+    };
+    let body = serde_json::json!({ "error": { "code": code, "message": message } });
+    (status, axum::Json(body)).into_response()
+}
+
+/// A server function's answer to a body over the limit.
+fn ui_too_large() -> Response {
+    let e = app::ApiError::Invalid {
+        field: "body".into(),
+        message: format!(
+            "the request body is larger than {} KiB",
+            MAX_BODY_BYTES / 1024
+        ),
+    };
+    (StatusCode::PAYLOAD_TOO_LARGE, axum::Json(e)).into_response()
+}
+
+/// Error answers in the shape each surface promises: server functions get the status their
+/// `ApiError` means (server_fn answers every error 500) and refuse malformed form bodies;
+/// the REST API answers every refusal as JSON, including those made outside its handlers
+/// (unknown path, wrong method, body too large).
+async fn error_shapes(req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let (is_ui, is_api) = (path.starts_with("/ui/"), path.starts_with("/api/"));
+    if !is_ui && !is_api {
+        return next.run(req).await;
+    }
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if announced.is_some_and(|n| n > MAX_BODY_BYTES) {
+        // Refused before reading a byte of it.
+        return if is_api {
+            api_error_json(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "the request body is too large",
+            )
+        } else {
+            ui_too_large()
+        };
+    }
+    let req = if is_ui && req.method() == axum::http::Method::POST {
+        let (parts, body) = req.into_parts();
+        let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
+            return ui_too_large();
+        };
+        let form = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+        if form && !form_is_well_formed(&bytes) {
+            let e = app::ApiError::Invalid {
+                field: "form".into(),
+                message: "the form data is not valid percent-encoded UTF-8".into(),
+            };
+            return (StatusCode::BAD_REQUEST, axum::Json(e)).into_response();
+        }
+        Request::from_parts(parts, axum::body::Body::from(bytes))
+    } else {
+        req
+    };
+    let res = next.run(req).await;
+    let status = res.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return res;
+    }
+    let json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    if is_api {
+        if json {
+            return res;
+        }
+        let text = axum::body::to_bytes(res.into_body(), 4096)
+            .await
+            .unwrap_or_default();
+        let text = String::from_utf8_lossy(&text);
+        let text = text.trim();
+        let message = if text.is_empty() || text.starts_with('<') {
+            status.canonical_reason().unwrap_or("error")
+        } else {
+            text
+        };
+        return api_error_json(status, message);
+    }
+    // A server function's error: derive the status from the ApiError in the body.
+    if status != StatusCode::INTERNAL_SERVER_ERROR {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    let bytes = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let Ok(err) = serde_json::from_slice::<app::ApiError>(&bytes) else {
+        return Response::from_parts(parts, axum::body::Body::from(bytes));
+    };
+    parts.status = server_fn_status(&err);
+    // Arguments that did not decode are the caller's mistake: say which, as a validation error.
+    let err = match err {
+        app::ApiError::Transport(_) if parts.status == StatusCode::PAYLOAD_TOO_LARGE => {
+            return ui_too_large();
+        }
+        app::ApiError::Transport(m) if parts.status == StatusCode::BAD_REQUEST => {
+            app::ApiError::Invalid {
+                field: "request".into(),
+                message: m.replace(
+                    "error deserializing server function arguments: ",
+                    "malformed arguments: ",
+                ),
+            }
+        }
+        other => other,
+    };
+    let body = serde_json::to_vec(&err).unwrap_or_default();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(body))
+}
+
 pub fn apply(router: Router, security: SecurityHeaders) -> Router {
     // Split into several `.layer` calls rather than one ServiceBuilder: deeply nested layer
-    // types make compile times explode.
+    // types make compile times explode. Each call wraps the ones before it.
     router
         .layer(axum::middleware::from_fn_with_state(
             security,
@@ -110,8 +284,11 @@ pub fn apply(router: Router, security: SecurityHeaders) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
-        .layer(CompressionLayer::new())
         .layer(CatchPanicLayer::new())
+        // Outside the limits and the panic catcher, so it reshapes their refusals (413, 408,
+        // 500) too; inside compression, so it reads bodies uncompressed.
+        .layer(axum::middleware::from_fn(error_shapes))
+        .layer(CompressionLayer::new())
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
@@ -122,4 +299,29 @@ pub fn apply(router: Router, security: SecurityHeaders) -> Router {
             X_REQUEST_ID.clone(),
             MakeRequestUuid,
         ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::form_is_well_formed;
+
+    #[test]
+    fn strict_form_decoding() {
+        assert!(form_is_well_formed(b"name=grafana&x=%C3%BCber+token"));
+        assert!(form_is_well_formed(b""));
+        for bad in [
+            &b"name=%2"[..],
+            b"name=%ZZ",
+            b"name=%FF%FE",
+            b"name=%E2%82",
+            b"name=%C0%AF",
+            b"a=\xff",
+        ] {
+            assert!(
+                !form_is_well_formed(bad),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
 }

@@ -9,8 +9,7 @@
 //!   store stays unchanged and the server healthy.
 //! - Security headers, cookies, HSTS, API tokens, sessions and redirects.
 //!
-//! Tests marked `#[ignore = "bug: ..."]` assert the correct behaviour of a known product bug;
-//! they run with `cargo test -p server --test security -- --ignored`.
+//! Every test runs in the normal suite; none is ignored.
 
 use std::time::Duration;
 
@@ -1114,7 +1113,7 @@ async fn crawl_admin_can_do_everything(b: Backend) {
 
 /// The exact refusal for roles that may not read users or the audit log, or manage users.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: engine Forbidden maps to 500 ApiError::Internal in app/src/error.rs (From<engine::Error>)"]
+
 async fn viewer_and_operator_are_refused_with_403() {
     for b in BACKENDS {
         let app = TestApp::spawn(b).await;
@@ -1658,7 +1657,7 @@ async fn malformed_server_function_calls_change_nothing(b: Backend) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: undecodable server-function arguments answer 500 ApiError::Transport (app/src/error.rs from_server_fn_error)"]
+
 async fn malformed_server_function_calls_answer_400() {
     for b in BACKENDS {
         let app = TestApp::spawn(b).await;
@@ -1701,7 +1700,7 @@ async fn malformed_server_function_calls_answer_400() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: ApiError::Invalid returned by a server function itself (role parse, password confirmation) answers 500 (app/src/auth/mod.rs, app/src/error.rs)"]
+
 async fn invalid_role_and_confirmation_answer_400() {
     for b in BACKENDS {
         let app = TestApp::spawn(b).await;
@@ -1725,7 +1724,7 @@ async fn invalid_role_and_confirmation_answer_400() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: invalid percent-encoding in server-function forms is decoded leniently and stored (%2 kept literally, %FF as U+FFFD)"]
+
 async fn invalid_percent_encoding_is_refused() {
     for b in BACKENDS {
         let app = TestApp::spawn(b).await;
@@ -1750,7 +1749,7 @@ async fn invalid_percent_encoding_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: display names accept bidi override/isolate controls (engine/src/fleet/model.rs DisplayName::parse)"]
+
 async fn bidi_controls_are_refused_in_names() {
     for b in BACKENDS {
         let app = TestApp::spawn(b).await;
@@ -1774,7 +1773,7 @@ async fn bidi_controls_are_refused_in_names() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: AuditQuery::validate does not check the text filters that AuditQuery::from_params refuses (engine/src/audit.rs)"]
+
 async fn audit_filters_are_validated_on_the_server_function() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     for (key, v) in [
@@ -1793,7 +1792,7 @@ async fn audit_filters_are_validated_on_the_server_function() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: user names reach SQL unvalidated; PostgreSQL rejects NUL in text, so a NUL answers 500 / login error=server (engine/src/auth/store.rs)"]
+
 async fn nul_bytes_are_refused_on_every_store() {
     for b in BACKENDS {
         let app = TestApp::spawn(b).await;
@@ -1829,7 +1828,7 @@ async fn nul_bytes_are_refused_on_every_store() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: engine Conflict is answered as ApiError::Invalid with an empty field (app/src/error.rs)"]
+
 async fn conflicts_are_reported_as_conflicts() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     let res = app
@@ -1848,7 +1847,7 @@ async fn conflicts_are_reported_as_conflicts() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: refusals outside the handlers (413 body limit, 405, unknown /api path) are not the JSON error shape on /api/v1"]
+
 async fn rest_refusals_are_always_json() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     let (_, secret) = engine_token(&app, "admin", "json").await;
@@ -2235,7 +2234,7 @@ async fn hostile_text_is_stored_verbatim_and_escaped(b: Backend) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: reflected HTML injection: the subcloud name from the URL is written unescaped into <title> (app/src/fleet/detail.rs Title; leptos_meta does not escape)"]
+
 async fn page_title_escapes_the_subcloud_name() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     let payload = "</title><meta http-equiv=refresh content=\"0;url=https://evil.example\"><script>alert(1)</script>";

@@ -17,7 +17,12 @@ pub fn SubcloudPage() -> impl IntoView {
     let name = move || params.with(|p| p.get("name").unwrap_or_default());
     let detail = Resource::new(name, get_subcloud_detail);
     view! {
-        <Title text=move || name()/>
+        // leptos_meta writes the title without escaping: only a valid subcloud name (letters,
+        // digits, '-', '_') may reach it.
+        <Title text=move || {
+            let n = name();
+            if engine::fleet::SubcloudName::parse(&n).is_ok() { n } else { "Subcloud".to_string() }
+        }/>
         <nav class="breadcrumb" aria-label="Breadcrumb">
             <ol>
                 <li><a href="/subclouds">"Subclouds"</a></li>

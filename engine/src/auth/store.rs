@@ -106,6 +106,13 @@ fn token_from_row(r: &AnyRow) -> Result<ApiToken> {
 }
 
 async fn user_by_name(tx: &mut Transaction<'_, Any>, name: &str) -> Result<User> {
+    // A name that cannot exist is not looked up (PostgreSQL refuses some bytes, e.g. NUL).
+    if UserName::parse(name).is_err() {
+        return Err(Error::not_found(
+            "user",
+            name.chars().take(64).collect::<String>(),
+        ));
+    }
     let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE name = $1"))
         .bind(name)
         .fetch_optional(&mut **tx)
@@ -365,9 +372,9 @@ impl Engine {
         client_addr: &str,
         policy: SessionPolicy,
     ) -> Result<LoginOutcome> {
-        // Bound the work an attacker can ask for before anything else. No user has a longer
-        // name, so refusing these reveals nothing.
-        if name.len() > 64 || password.len() > 4 * NewPassword::MAX_CHARS {
+        // Bound the work an attacker can ask for before anything else. No user has an invalid
+        // name, so refusing these without a hash check reveals nothing.
+        if UserName::parse(name).is_err() || password.len() > 4 * NewPassword::MAX_CHARS {
             return Err(Error::Unauthenticated("wrong user name or password".into()));
         }
         let name = name.to_string();

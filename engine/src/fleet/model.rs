@@ -276,10 +276,10 @@ impl DisplayName {
                 "a name is at most 255 characters",
             ));
         }
-        if t.chars().any(char::is_control) {
+        if t.chars().any(|c| c.is_control() || is_bidi_control(c)) {
             return Err(ValidationError::new(
                 field,
-                "a name has no control characters",
+                "a name has no control or text-direction characters",
             ));
         }
         Ok(Self(t.to_string()))
@@ -295,6 +295,12 @@ impl<'de> Deserialize<'de> for DisplayName {
         let s = String::deserialize(d)?;
         Self::parse("name", &s).map_err(serde::de::Error::custom)
     }
+}
+
+/// Unicode bidirectional formatting characters: they can make a name display as something
+/// else (e.g. a reversed file extension), so names refuse them.
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{200E}' | '\u{200F}' | '\u{061C}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 /// WGS84 coordinates in degrees.
@@ -367,6 +373,19 @@ mod tests {
         let e = SubcloudName::parse("x'--").unwrap_err();
         assert_eq!(e.field, "name");
         assert!(e.message.contains("'\\''"), "{}", e.message);
+    }
+
+    #[test]
+    fn display_names_refuse_direction_tricks() {
+        assert!(DisplayName::parse("n", "Über Token").is_ok());
+        for bad in [
+            "invoice\u{202E}fdp.exe",
+            "a\u{2066}b",
+            "x\u{200F}",
+            "tab\there",
+        ] {
+            assert!(DisplayName::parse("n", bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
