@@ -526,6 +526,7 @@ impl Engine {
         }
         tx.commit().await?;
         if changed {
+            self.store.analyze().await?;
             self.events.publish(Event::FleetSeeded {
                 subclouds: report.subclouds,
                 added: report.added,

@@ -110,8 +110,14 @@ impl Engine {
         q.validate()?;
         let pool = self.store.pool();
 
-        let mut count_q = Sql::new("SELECT COUNT(*)");
-        count_q.push(SUMMARY_FROM);
+        // The count joins only what the filters need: it runs over every matching row.
+        let mut count_q = Sql::new("SELECT COUNT(*) FROM subclouds s");
+        if q.group.is_some() {
+            count_q.push(" JOIN subcloud_groups g ON g.id = s.group_id");
+        }
+        if q.peer_group.is_some() {
+            count_q.push(" JOIN peer_groups pg ON pg.id = s.peer_group_id");
+        }
         push_filters(&mut count_q, q, self.store.backend());
         let (sql, args) = count_q.finish()?;
         let matching: i64 = sqlx::query_scalar_with(&sql, args).fetch_one(pool).await?;

@@ -115,6 +115,13 @@ impl Store {
         Ok(())
     }
 
+    /// Refreshes the planner's statistics (after bulk changes such as seeding), so filtered
+    /// and sorted lists use their indexes.
+    pub async fn analyze(&self) -> Result<()> {
+        sqlx::query("ANALYZE").execute(&self.pool).await?;
+        Ok(())
+    }
+
     pub fn pool(&self) -> &AnyPool {
         &self.pool
     }
