@@ -180,17 +180,7 @@ impl AuditQuery {
     /// URL parameters, omitting defaults.
     pub fn to_query_string(&self) -> String {
         let mut parts: Vec<String> = Vec::new();
-        let enc = |s: &str| -> String {
-            s.bytes()
-                .map(|b| {
-                    if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-                        char::from(b).to_string()
-                    } else {
-                        format!("%{b:02X}")
-                    }
-                })
-                .collect()
-        };
+        let enc = crate::url::encode_query_value;
         for (k, v) in [
             ("actor", &self.actor),
             ("action", &self.action),

@@ -11,6 +11,7 @@ pub mod fleet;
 pub mod health;
 mod text_enum;
 pub mod time;
+pub mod url;
 
 pub mod audit;
 #[cfg(feature = "store")]

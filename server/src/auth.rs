@@ -12,6 +12,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Form, Json};
 use engine::auth::{safe_next_path, Actor, Role};
+use engine::url::encode_query_value;
 use serde::Deserialize;
 
 use app::auth::SessionToken;
@@ -134,23 +135,11 @@ fn client_addr(req: &Request) -> String {
 
 fn login_redirect(path_and_query: &str, expired: bool) -> String {
     let next = safe_next_path(path_and_query);
-    let mut url = format!("/login?next={}", urlencode(&next));
+    let mut url = format!("/login?next={}", encode_query_value(&next));
     if expired {
         url.push_str("&expired=1");
     }
     url
-}
-
-pub fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
-                char::from(b).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 /// The gate: identifies the actor and applies the access rules before any handler runs.
@@ -292,8 +281,8 @@ pub async fn login(
     let back = |error: &str, extra: String| {
         format!(
             "/login?error={error}{extra}&next={}&user={}",
-            urlencode(&next),
-            urlencode(&form.username.chars().take(64).collect::<String>())
+            encode_query_value(&next),
+            encode_query_value(&form.username.chars().take(64).collect::<String>())
         )
     };
     let addr = addr.ip().to_string();
@@ -364,8 +353,8 @@ pub async fn setup(
     let back = |msg: &str| {
         Redirect::to(&format!(
             "/setup?token={}&error={}",
-            urlencode(&f.token),
-            urlencode(msg)
+            encode_query_value(&f.token),
+            encode_query_value(msg)
         ))
         .into_response()
     };

@@ -451,9 +451,9 @@ fn form(fields: &[(&str, &str)]) -> String {
         .join("&")
 }
 
-/// The gate's encoding of `next` in the login redirect (same as `server::auth::urlencode`).
+/// The gate's encoding of `next` in the login redirect.
 fn next_param(s: &str) -> String {
-    server::auth::urlencode(s)
+    engine::url::encode_query_value(s)
 }
 
 /// The answer carries a message a person can act on: the REST/gate JSON error, the JSON of

@@ -234,7 +234,7 @@ impl SubcloudQuery {
             }
             s.push_str(k);
             s.push('=');
-            percent_encode_into(v, &mut s);
+            s.push_str(&crate::url::encode_query_value(v));
         }
         s
     }
@@ -257,17 +257,6 @@ fn parse_number(key: &str, value: &str) -> Result<u32, ValidationError> {
     value
         .parse::<u32>()
         .map_err(|_| ValidationError::new(key, format!("{key} must be a positive whole number")))
-}
-
-/// Percent-encodes everything outside the RFC 3986 unreserved set.
-fn percent_encode_into(v: &str, out: &mut String) {
-    for b in v.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
 }
 
 #[cfg(test)]
