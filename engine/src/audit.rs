@@ -119,10 +119,6 @@ impl AuditQuery {
                     )
                 })
             };
-            let number = |v: &str| {
-                v.parse::<u32>()
-                    .map_err(|_| V::new(key, format!("{key} must be a positive whole number")))
-            };
             match key {
                 "actor" => q.actor = Some(text(value)?),
                 "action" => q.action = Some(text(value)?),
@@ -138,8 +134,8 @@ impl AuditQuery {
                     };
                     q.to = Some(Millis(t.0 + slack));
                 }
-                "page" => q.page = number(value)?,
-                "per_page" => q.per_page = number(value)?,
+                "page" => q.page = V::whole_number(key, value)?,
+                "per_page" => q.per_page = V::whole_number(key, value)?,
                 _ => {}
             }
         }

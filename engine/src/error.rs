@@ -39,6 +39,13 @@ impl ValidationError {
         )
     }
 
+    /// Parses a positive whole number given as `key`, or says so.
+    pub fn whole_number(key: &str, value: &str) -> Result<u32, Self> {
+        value
+            .parse::<u32>()
+            .map_err(|_| Self::new(key, format!("{key} must be a positive whole number")))
+    }
+
     /// Re-labels the error with the name of the field it came from (e.g. a query parameter).
     pub fn in_field(mut self, field: &str) -> Self {
         self.field = field.to_string();

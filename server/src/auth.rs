@@ -10,7 +10,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::{Form, Json};
+use axum::Form;
 use engine::auth::{safe_next_path, Actor, Role};
 use engine::url::encode_query_value;
 use serde::Deserialize;
@@ -55,8 +55,7 @@ fn self_service(path: &str) -> bool {
 }
 
 fn json_error(status: StatusCode, code: &str, message: &str) -> Response {
-    let body = serde_json::json!({ "error": { "code": code, "message": message } });
-    let mut res = (status, Json(body)).into_response();
+    let mut res = crate::error::json_error(status, code, None, message);
     if status == StatusCode::UNAUTHORIZED {
         res.headers_mut().insert(
             header::WWW_AUTHENTICATE,

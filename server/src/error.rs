@@ -72,16 +72,21 @@ impl IntoResponse for HttpError {
                 "the server could not complete the request; it has been logged",
             ),
         };
-        (
-            status,
-            Json(Body {
-                error: ErrorBody {
-                    code,
-                    field,
-                    message,
-                },
-            }),
-        )
-            .into_response()
+        json_error(status, code, field, message)
     }
+}
+
+/// The one JSON shape of every REST refusal: `{"error": {"code", "field"?, "message"}}`.
+pub fn json_error(status: StatusCode, code: &str, field: Option<&str>, message: &str) -> Response {
+    (
+        status,
+        Json(Body {
+            error: ErrorBody {
+                code,
+                field,
+                message,
+            },
+        }),
+    )
+        .into_response()
 }

@@ -149,8 +149,7 @@ fn api_error_json(status: StatusCode, message: &str) -> Response {
         s if s.is_server_error() => "internal",
         _ => "invalid",
     };
-    let body = serde_json::json!({ "error": { "code": code, "message": message } });
-    (status, axum::Json(body)).into_response()
+    crate::error::json_error(status, code, None, message)
 }
 
 /// A server function's answer to a body over the limit.

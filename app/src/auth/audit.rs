@@ -16,10 +16,7 @@ pub fn AuditPage() -> impl IntoView {
     let params = use_query_map();
     let query = Memo::new(move |_| {
         params.with(|m| {
-            let pairs: Vec<(&'static str, String)> = AuditQuery::PARAMS
-                .iter()
-                .filter_map(|k| m.get(k).map(|v| (*k, v)))
-                .collect();
+            let pairs = crate::components::query_pairs(m, &AuditQuery::PARAMS);
             AuditQuery::from_params(pairs.iter().map(|(k, v)| (*k, v.as_str())))
         })
     });

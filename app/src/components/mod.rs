@@ -125,6 +125,16 @@ pub fn ErrorPanel(error: ApiError) -> impl IntoView {
     }
 }
 
+/// The values of `keys` present in the URL query, for a `from_params` parser.
+pub fn query_pairs(
+    m: &leptos_router::params::ParamsMap,
+    keys: &[&'static str],
+) -> Vec<(&'static str, String)> {
+    keys.iter()
+        .filter_map(|k| m.get(k).map(|v| (*k, v)))
+        .collect()
+}
+
 /// Thousands separators, locale-free (the server and browser must render the same text).
 pub fn group_digits(n: u64) -> String {
     let s = n.to_string();

@@ -27,10 +27,7 @@ pub fn SubcloudsPage() -> impl IntoView {
     let params = use_query_map();
     let query: Memo<ParsedQuery> = Memo::new(move |_| {
         params.with(|m| {
-            let pairs: Vec<(&'static str, String)> = SubcloudQuery::PARAMS
-                .iter()
-                .filter_map(|k| m.get(k).map(|v| (*k, v)))
-                .collect();
+            let pairs = crate::components::query_pairs(m, &SubcloudQuery::PARAMS);
             SubcloudQuery::from_params(pairs.iter().map(|(k, v)| (*k, v.as_str())))
         })
     });

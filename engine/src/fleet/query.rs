@@ -141,8 +141,8 @@ impl SubcloudQuery {
                 "peer_group" => q.peer_group = Some(value.to_string()),
                 "sort" => q.sort = value.parse().map_err(field)?,
                 "dir" => q.dir = value.parse().map_err(field)?,
-                "page" => q.page = parse_number(key, value)?,
-                "per_page" => q.per_page = parse_number(key, value)?,
+                "page" => q.page = ValidationError::whole_number(key, value)?,
+                "per_page" => q.per_page = ValidationError::whole_number(key, value)?,
                 _ => {}
             }
         }
@@ -251,12 +251,6 @@ impl SubcloudQuery {
             || self.peer_group.is_some()
             || self.search.is_some()
     }
-}
-
-fn parse_number(key: &str, value: &str) -> Result<u32, ValidationError> {
-    value
-        .parse::<u32>()
-        .map_err(|_| ValidationError::new(key, format!("{key} must be a positive whole number")))
 }
 
 #[cfg(test)]
