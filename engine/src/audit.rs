@@ -34,6 +34,22 @@ impl AuditEntry {
     }
 }
 
+#[cfg(feature = "store")]
+impl crate::auth::Actor {
+    /// An audit entry of a change this actor made.
+    pub fn audit(&self, action: &str, target: &str, summary: String) -> AuditEntry {
+        AuditEntry {
+            actor: self.name.clone(),
+            role: self.role_name().into(),
+            action: action.into(),
+            target: target.into(),
+            summary,
+            client_addr: self.client_addr.clone(),
+            outcome: "ok".into(),
+        }
+    }
+}
+
 /// A stored audit record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditRecord {

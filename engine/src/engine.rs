@@ -22,6 +22,8 @@ pub struct Engine {
     pub(crate) events: EventBus,
     pub(crate) login_throttle: Arc<LoginThrottle>,
     pub(crate) overview_cache: Arc<OverviewCache>,
+    /// Set once the controller takes agent reports (`start_agent_gateway`).
+    pub(crate) agents: Arc<std::sync::OnceLock<crate::agents::AgentGateway>>,
 }
 
 /// The last overview computed, with the event generation it reflects. Many dashboards (wall
@@ -53,6 +55,7 @@ impl Engine {
             events: EventBus::new(),
             login_throttle: Arc::new(LoginThrottle::new(policy)),
             overview_cache: Arc::default(),
+            agents: Arc::default(),
         }
     }
 

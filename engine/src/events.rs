@@ -23,6 +23,33 @@ pub enum Event {
     },
     /// A user account was created or changed.
     UserChanged { name: String },
+    /// Agent credentials were issued, used or revoked.
+    AgentsChanged { subclouds: u64, at: Millis },
+    /// A command for an agent was queued or progressed.
+    CommandChanged {
+        subcloud: String,
+        command: i64,
+        at: Millis,
+    },
+    /// One health tick wrote changes: the subclouds whose state changed (at most
+    /// [`Event::MAX_NAMES`]; `truncated` when there were more), availability transitions and
+    /// alarms raised or cleared.
+    HealthChanged {
+        subclouds: Vec<String>,
+        truncated: bool,
+        went_offline: u64,
+        went_online: u64,
+        alarms_raised: u64,
+        alarms_cleared: u64,
+        at: Millis,
+    },
+    /// An operator acknowledged alarms.
+    AlarmsAcknowledged { ids: Vec<i64>, at: Millis },
+}
+
+impl Event {
+    /// Most subcloud names one event carries; a client seeing `truncated` refreshes all.
+    pub const MAX_NAMES: usize = 200;
 }
 
 /// A bounded broadcast channel of [`Event`]s.

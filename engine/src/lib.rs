@@ -5,6 +5,7 @@
 //! also owns persistence ([`store`]), the [`Engine`] façade, the event bus and the audit log.
 //! It knows nothing of HTTP or Leptos: the server and the dashboard call it.
 
+pub mod agents;
 pub mod auth;
 pub mod error;
 pub mod fleet;

@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use engine::fleet::demo;
 use engine::Engine;
 
-use crate::config::{Config, FileConfig, LogFormat};
+use crate::config::{Config, FileConfig, HealthSettings, LogFormat};
 use crate::startup::Application;
 use crate::telemetry;
 
@@ -78,6 +78,21 @@ pub struct ServeArgs {
     /// A session ends this many seconds after login, whatever the activity.
     #[arg(long, env = "MURMUR_SESSION_ABSOLUTE_SECONDS", value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
     pub session_absolute_seconds: Option<u64>,
+    /// This controller's name as agents see it.
+    #[arg(long, env = "MURMUR_CONTROLLER_NAME", value_name = "NAME")]
+    pub controller_name: Option<String>,
+    /// How often agents report.
+    #[arg(long, env = "MURMUR_REPORT_INTERVAL_MS", value_name = "MS", value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
+    pub report_interval_ms: Option<u64>,
+    /// Missed report intervals before a subcloud is declared offline.
+    #[arg(long, env = "MURMUR_OFFLINE_AFTER_MISSED", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub offline_after_missed: Option<u32>,
+    /// Consecutive good reports before an offline subcloud is declared online again.
+    #[arg(long, env = "MURMUR_ONLINE_AFTER_REPORTS", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub online_after_reports: Option<u32>,
+    /// How often received reports are written and silent subclouds looked for.
+    #[arg(long, env = "MURMUR_HEALTH_TICK_MS", value_name = "MS", value_parser = clap::value_parser!(u64).range(50..=60_000))]
+    pub health_tick_ms: Option<u64>,
     #[command(flatten)]
     pub store: StoreArgs,
 }
@@ -136,6 +151,41 @@ fn resolve(
                     .or(file.session_absolute_seconds)
                     .unwrap_or(Config::DEFAULT_SESSION_ABSOLUTE_SECONDS),
             ),
+        },
+        health: {
+            let d = HealthSettings::default();
+            let h = HealthSettings {
+                controller_name: serve
+                    .and_then(|s| s.controller_name.clone())
+                    .or(file.controller_name)
+                    .unwrap_or(d.controller_name),
+                report_interval_ms: serve
+                    .and_then(|s| s.report_interval_ms)
+                    .or(file.report_interval_ms)
+                    .unwrap_or(d.report_interval_ms),
+                offline_after_missed: serve
+                    .and_then(|s| s.offline_after_missed)
+                    .or(file.offline_after_missed)
+                    .unwrap_or(d.offline_after_missed),
+                online_after_reports: serve
+                    .and_then(|s| s.online_after_reports)
+                    .or(file.online_after_reports)
+                    .unwrap_or(d.online_after_reports),
+                tick_ms: serve
+                    .and_then(|s| s.health_tick_ms)
+                    .or(file.health_tick_ms)
+                    .unwrap_or(d.tick_ms),
+            };
+            anyhow::ensure!(
+                (100..=3_600_000).contains(&h.report_interval_ms)
+                    && (1..=100).contains(&h.offline_after_missed)
+                    && (1..=100).contains(&h.online_after_reports)
+                    && (50..=60_000).contains(&h.tick_ms),
+                "health settings out of range: report_interval_ms 100..=3600000, offline_after_missed and online_after_reports 1..=100, health_tick_ms 50..=60000"
+            );
+            engine::fleet::SubcloudName::parse(&h.controller_name)
+                .map_err(|e| anyhow::anyhow!("controller_name: {}", e.message))?;
+            h
         },
     })
 }
@@ -237,6 +287,7 @@ fn read_password(name: &str) -> anyhow::Result<String> {
 
 async fn serve(config: Config, engine: Engine) -> anyhow::Result<()> {
     let app = Application::build(&config, engine.clone()).await?;
+    start_health(&config, &engine, app.public_origin()).await?;
     if let Some(secret) = engine.issue_setup_token().await? {
         tracing::warn!(
             url = %format!("{}/setup?token={secret}", app.public_origin()),
@@ -245,6 +296,34 @@ async fn serve(config: Config, engine: Engine) -> anyhow::Result<()> {
     }
     tracing::info!(url = %format!("http://{}", app.local_addr()), site_root = %config.site_root.display(), "murmur is serving");
     app.run_until_stopped().await
+}
+
+/// Starts taking agent reports and the health monitor.
+pub async fn start_health(
+    config: &Config,
+    engine: &Engine,
+    public_origin: &str,
+) -> anyhow::Result<()> {
+    let h = &config.health;
+    let policy = engine::agents::IntakePolicy {
+        hysteresis: engine::health::HysteresisPolicy {
+            interval_ms: i64::try_from(h.report_interval_ms).unwrap_or(10_000),
+            offline_after_missed: h.offline_after_missed,
+            online_after_reports: h.online_after_reports,
+        },
+        tick: std::time::Duration::from_millis(h.tick_ms),
+        this_controller: engine::agents::wire::ControllerRef {
+            name: h.controller_name.clone(),
+            url: public_origin.to_string(),
+        },
+        ..Default::default()
+    };
+    engine
+        .start_agent_gateway(policy)
+        .await
+        .context("starting the agent gateway")?;
+    engine.spawn_health_monitor()?;
+    Ok(())
 }
 
 /// A database URL without its password, for logs and errors.

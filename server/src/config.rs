@@ -10,6 +10,11 @@
 //! | `public_url`   | `MURMUR_PUBLIC_URL`   | `--public-url`   | `http://` + listen addr |
 //! | `session_idle_seconds` | `MURMUR_SESSION_IDLE_SECONDS` | `--session-idle-seconds` | 28800 (8 h) |
 //! | `session_absolute_seconds` | `MURMUR_SESSION_ABSOLUTE_SECONDS` | `--session-absolute-seconds` | 86400 (24 h) |
+//! | `controller_name` | `MURMUR_CONTROLLER_NAME` | `--controller-name` | `local` (demo: `sc-amsterdam`) |
+//! | `report_interval_ms` | `MURMUR_REPORT_INTERVAL_MS` | `--report-interval-ms` | 10000 |
+//! | `offline_after_missed` | `MURMUR_OFFLINE_AFTER_MISSED` | `--offline-after-missed` | 3 |
+//! | `online_after_reports` | `MURMUR_ONLINE_AFTER_REPORTS` | `--online-after-reports` | 2 |
+//! | `health_tick_ms` | `MURMUR_HEALTH_TICK_MS` | `--health-tick-ms` | 1000 |
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -38,6 +43,11 @@ pub struct FileConfig {
     pub public_url: Option<String>,
     pub session_idle_seconds: Option<u64>,
     pub session_absolute_seconds: Option<u64>,
+    pub controller_name: Option<String>,
+    pub report_interval_ms: Option<u64>,
+    pub offline_after_missed: Option<u32>,
+    pub online_after_reports: Option<u32>,
+    pub health_tick_ms: Option<u64>,
 }
 
 impl FileConfig {
@@ -60,6 +70,31 @@ pub struct Config {
     /// `http://` and the bound address.
     pub public_url: Option<String>,
     pub session: SessionPolicy,
+    pub health: HealthSettings,
+}
+
+/// How this controller takes agent reports and derives availability.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthSettings {
+    /// This controller's name as agents see it (one of the store's system controllers for
+    /// the demo fleet).
+    pub controller_name: String,
+    pub report_interval_ms: u64,
+    pub offline_after_missed: u32,
+    pub online_after_reports: u32,
+    pub tick_ms: u64,
+}
+
+impl Default for HealthSettings {
+    fn default() -> Self {
+        Self {
+            controller_name: "local".into(),
+            report_interval_ms: 10_000,
+            offline_after_missed: 3,
+            online_after_reports: 2,
+            tick_ms: 1_000,
+        }
+    }
 }
 
 impl Config {

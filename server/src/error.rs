@@ -13,6 +13,8 @@ pub enum HttpError {
     BadRequest { field: String, message: String },
     NotFound(String),
     Conflict(String),
+    Forbidden(String),
+    Unauthenticated(String),
     Internal,
 }
 
@@ -40,6 +42,8 @@ impl From<engine::Error> for HttpError {
                 HttpError::NotFound(format!("{what} {key:?} not found"))
             }
             engine::Error::Conflict(m) => HttpError::Conflict(m),
+            engine::Error::Forbidden(m) => HttpError::Forbidden(m),
+            engine::Error::Unauthenticated(m) => HttpError::Unauthenticated(m),
             other => {
                 tracing::error!(error = %other, "engine error in a REST handler");
                 HttpError::Internal
@@ -65,6 +69,13 @@ impl IntoResponse for HttpError {
             ),
             HttpError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", None, m.as_str()),
             HttpError::Conflict(m) => (StatusCode::CONFLICT, "conflict", None, m.as_str()),
+            HttpError::Forbidden(m) => (StatusCode::FORBIDDEN, "forbidden", None, m.as_str()),
+            HttpError::Unauthenticated(m) => (
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                None,
+                m.as_str(),
+            ),
             HttpError::Internal => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",

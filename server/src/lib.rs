@@ -1,6 +1,7 @@
 //! The `murmur` controller process: configuration, HTTP surface (dashboard, REST API) and
 //! startup. Business logic lives in the `engine` crate; the dashboard in `app`.
 
+pub mod agents;
 pub mod api;
 pub mod auth;
 pub mod cli;

@@ -144,8 +144,8 @@ fn router(state: AppState, site_root: &std::path::Path) -> Router {
             state.clone(),
             crate::auth::gate,
         ))
-        .with_state(state);
-    crate::middleware::apply(app, security)
+        .with_state(state.clone());
+    crate::middleware::apply(app, security).merge(crate::agents::router(state))
 }
 
 #[derive(serde::Serialize)]

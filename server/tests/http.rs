@@ -33,6 +33,7 @@ impl TestApp {
             log_format: LogFormat::Text,
             public_url: None,
             session: Default::default(),
+            health: Default::default(),
         };
         let app = Application::build(&config, engine.clone())
             .await

@@ -122,15 +122,7 @@ async fn user_by_name(tx: &mut Transaction<'_, Any>, name: &str) -> Result<User>
 }
 
 fn entry(actor: &Actor, action: &str, target: &str, summary: String) -> AuditEntry {
-    AuditEntry {
-        actor: actor.name.clone(),
-        role: actor.role_name().into(),
-        action: action.into(),
-        target: target.into(),
-        summary,
-        client_addr: actor.client_addr.clone(),
-        outcome: "ok".into(),
-    }
+    actor.audit(action, target, summary)
 }
 
 impl Engine {

@@ -708,7 +708,7 @@ async fn insert_subclouds(
     for chunk in alarms.chunks(BATCH) {
         let mut b = Sql::new(
             "INSERT INTO alarms (subcloud_id, alarm_id, severity, reason, entity, raised_at, \
-             acknowledged) VALUES ",
+             acknowledged, source) VALUES ",
         );
         for (i, (id, a)) in chunk.iter().enumerate() {
             b.push(if i == 0 { "(" } else { "), (" })
@@ -718,7 +718,14 @@ async fn insert_subclouds(
                 .item(a.reason.clone())
                 .item(a.entity.clone())
                 .item(now - a.age_minutes * 60_000)
-                .item(0i64);
+                .item(0i64)
+                // The controller's own alarms (280.xxx) vs those a site's agent reports: the
+                // agent's next report replaces the latter.
+                .item(if a.alarm_id.starts_with("280.") {
+                    "controller"
+                } else {
+                    "agent"
+                });
         }
         b.push(")");
         let (sql, args) = b.finish()?;

@@ -57,6 +57,10 @@ pub struct SubcloudDetail {
     pub endpoints: Vec<EndpointSync>,
     /// Active alarms first (most severe first), then the most recently cleared.
     pub alarms: Vec<Alarm>,
+    /// Availability over the last 24 h.
+    pub timeline: crate::health::AvailabilityTimeline,
+    /// The subcloud's agent: enrollment, last report, reachability (None: never enrolled).
+    pub agent: Option<crate::agents::AgentStatus>,
     pub created_at: Millis,
     pub updated_at: Millis,
 }

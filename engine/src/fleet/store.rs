@@ -187,7 +187,11 @@ impl Engine {
         endpoints.sort_by_key(|e| e.endpoint);
 
         let alarms = self.subcloud_alarms(id, 50).await?;
+        let timeline = self.availability_timeline(id, Millis::now()).await?;
+        let agent = self.agent_status(id).await?;
         Ok(SubcloudDetail {
+            timeline,
+            agent,
             id,
             summary,
             description: row.try_get(18)?,

@@ -115,8 +115,21 @@ pub mod alarm_ids {
     pub const BACKUP_FAILED: &str = "280.003";
 }
 
+mod alarms;
+mod availability;
+pub use alarms::{
+    AlarmPage, AlarmQuery, AlarmRow, AlarmState, AvailabilitySpan, AvailabilityTimeline,
+};
+pub use availability::{AvailabilityTracker, HysteresisPolicy};
+
+#[cfg(feature = "store")]
+mod monitor;
 #[cfg(feature = "store")]
 mod store;
+#[cfg(feature = "store")]
+pub use monitor::TickReport;
+#[cfg(feature = "store")]
+pub use store::TIMELINE_WINDOW_MS;
 
 #[cfg(test)]
 mod tests {

@@ -241,6 +241,93 @@ impl<'q> Sql<'q> {
     }
 }
 
+/// A value of a bulk statement row (rows mix integers and text).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Cell {
+    Int(i64),
+    OptInt(Option<i64>),
+    Text(String),
+}
+
+impl Sql<'_> {
+    fn cell(&mut self, c: Cell) -> &mut Self {
+        match c {
+            Cell::Int(v) => self.item(v),
+            Cell::OptInt(v) => self.item(v),
+            Cell::Text(v) => self.item(v),
+        }
+    }
+}
+
+/// Rows per bulk statement: well under both backends' parameter limits.
+const BULK_ROWS: usize = 400;
+
+/// `UPDATE table SET set_cols… FROM (VALUES …) WHERE key = …` in chunks: one statement per
+/// few hundred rows instead of one per row. Each row is the key followed by the new values.
+/// (Derived VALUES columns are named `column1…` on both SQLite and PostgreSQL.)
+pub(crate) async fn bulk_update(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    table: &str,
+    key: &str,
+    set_cols: &[&str],
+    rows: Vec<Vec<Cell>>,
+) -> Result<()> {
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let assignments: Vec<String> = set_cols
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c} = v.column{}", i + 2))
+            .collect();
+        let mut b = Sql::new(format!(
+            "UPDATE {table} SET {} FROM (VALUES ",
+            assignments.join(", ")
+        ));
+        for (i, row) in rows.by_ref().take(BULK_ROWS).enumerate() {
+            if i > 0 {
+                b.push(", ");
+            }
+            b.push("(");
+            for c in row {
+                b.cell(c);
+            }
+            b.push(")");
+        }
+        b.push(&format!(") AS v WHERE {table}.{key} = v.column1"));
+        let (sql, args) = b.finish()?;
+        sqlx::query_with(&sql, args).execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// `INSERT INTO table (cols…) VALUES … <suffix>` in chunks (suffix e.g. an `ON CONFLICT`).
+pub(crate) async fn bulk_insert(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    table: &str,
+    cols: &[&str],
+    rows: Vec<Vec<Cell>>,
+    suffix: &str,
+) -> Result<()> {
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let mut b = Sql::new(format!("INSERT INTO {table} ({}) VALUES ", cols.join(", ")));
+        for (i, row) in rows.by_ref().take(BULK_ROWS).enumerate() {
+            if i > 0 {
+                b.push(", ");
+            }
+            b.push("(");
+            for c in row {
+                b.cell(c);
+            }
+            b.push(")");
+        }
+        b.push(suffix);
+        let (sql, args) = b.finish()?;
+        sqlx::query_with(&sql, args).execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::escape_like;
