@@ -42,7 +42,7 @@ for store in sqlite postgres; do
       psql "$PG_ADMIN" -qc "CREATE DATABASE $db" >/dev/null
       url="$PG_ROOT/$db"
     fi
-    "$BIN" demo --subclouds "$n" --listen "127.0.0.1:$PORT" --database-url "$url" \
+    "$BIN" demo --no-simulator --subclouds "$n" --listen "127.0.0.1:$PORT" --database-url "$url" \
       --site-root "$TARGET_DIR/site" >"$WORK/server.log" 2>&1 &
     SERVER=$!
     for _ in $(seq 1 240); do curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.5; done

@@ -29,6 +29,8 @@ log "browser tests (Playwright, Chromium)"
 DATA=$(mktemp -d)
 PORT=${MURMUR_E2E_PORT:-3999}
 SHORT_PORT=$((PORT - 1))
+LIVE_PORT=$((PORT - 2))
+SIM_PORT=$((PORT - 3))
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -36,11 +38,13 @@ cleanup() {
   rm -rf "$DATA"
 }
 trap cleanup EXIT
-# The main demo controller, and a second one whose sessions end after 3 idle seconds (for the
-# session-expiry test).
-start_demo() { # port name extra-args...
-  local port=$1 name=$2; shift 2
-  "$TARGET_DIR/debug/murmur" demo --subclouds 2000 --listen "127.0.0.1:$port" \
+# Three demo controllers: the main one (2,000 subclouds, seeded state held still so pages can be
+# compared with the API), one whose sessions end after 3 idle seconds (session expiry), and a
+# live one with its in-process fleet simulator (300 subclouds reporting every 2 s, offline
+# after 2 missed) whose control API the live-update test uses to take a site down.
+start_demo() { # port name subclouds extra-args...
+  local port=$1 name=$2 n=$3; shift 3
+  "$TARGET_DIR/debug/murmur" demo --subclouds "$n" --listen "127.0.0.1:$port" \
     --database-url "sqlite://$DATA/$name.db" --site-root "$TARGET_DIR/site" "$@" >"$DATA/$name.log" 2>&1 &
   PIDS+=($!)
 }
@@ -51,10 +55,14 @@ wait_healthy() { # port name
   done
   echo "the $2 server did not start:" >&2; cat "$DATA/$2.log" >&2; exit 1
 }
-start_demo "$PORT" e2e
-start_demo "$SHORT_PORT" short --session-idle-seconds 3
+start_demo "$PORT" e2e 2000 --no-simulator
+start_demo "$SHORT_PORT" short 2000 --no-simulator --session-idle-seconds 3
+start_demo "$LIVE_PORT" live 300 --sim-control "127.0.0.1:$SIM_PORT" --report-interval-ms 2000 \
+  --offline-after-missed 2 --online-after-reports 2 --health-tick-ms 250
 wait_healthy "$PORT" e2e
 wait_healthy "$SHORT_PORT" short
-(cd end2end && BASE_URL="http://127.0.0.1:$PORT" SHORT_SESSION_URL="http://127.0.0.1:$SHORT_PORT" npx playwright test) \
+wait_healthy "$LIVE_PORT" live
+(cd end2end && BASE_URL="http://127.0.0.1:$PORT" SHORT_SESSION_URL="http://127.0.0.1:$SHORT_PORT" \
+  LIVE_URL="http://127.0.0.1:$LIVE_PORT" SIM_CONTROL_URL="http://127.0.0.1:$SIM_PORT" npx playwright test) \
   || { tail -n 50 "$DATA/e2e.log" >&2; exit 1; }
 log "all tests passed"

@@ -48,6 +48,16 @@ pub enum UserCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Create an API token for a user and print it once (for scripts and the simulator).
+    Token {
+        /// The user the token acts as (with that user's role).
+        name: String,
+        /// What the token is for, shown on the account page.
+        #[arg(long, default_value = "cli")]
+        label: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -102,6 +112,20 @@ pub struct DemoArgs {
     /// Number of demo subclouds (1 to 20000).
     #[arg(long, default_value_t = demo::DEFAULT_SUBCLOUDS, value_parser = clap::value_parser!(u32).range(1..=i64::from(demo::MAX_SUBCLOUDS)))]
     pub subclouds: u32,
+    /// Do not run the fleet simulator (the fleet then stays as seeded).
+    #[arg(long)]
+    pub no_simulator: bool,
+    /// Address of the in-process simulator's control API (fault injection; see README).
+    #[arg(
+        long,
+        env = "MURMUR_SIM_CONTROL",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:3001"
+    )]
+    pub sim_control: SocketAddr,
+    /// Seed of the simulated fleet's behaviour.
+    #[arg(long, default_value_t = 1)]
+    pub sim_seed: u64,
     #[command(flatten)]
     pub serve: ServeArgs,
 }
@@ -222,6 +246,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("created user {} with role {}", user.name, user.role);
             Ok(())
         }
+        Command::User(UserCommand::Token { name, label, store }) => {
+            let config = resolve(file, None, &store, Config::DEFAULT_DATABASE_URL)?;
+            telemetry::init(config.log_format);
+            let engine = open(&config).await?;
+            let user = engine
+                .list_users(&engine::auth::Actor::system())
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .into_iter()
+                .find(|u| u.name == name)
+                .with_context(|| format!("no user named {name:?}"))?;
+            anyhow::ensure!(!user.disabled, "user {name:?} is disabled");
+            let token = engine
+                .create_api_token(&engine::auth::Actor::user(&user, None), &label)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{}", token.secret);
+            Ok(())
+        }
         Command::Serve(args) => {
             let config = resolve(file, Some(&args), &args.store, Config::DEFAULT_DATABASE_URL)?;
             telemetry::init(config.log_format);
@@ -229,12 +272,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             serve(config, engine).await
         }
         Command::Demo(args) => {
-            let config = resolve(
+            let named = args.serve.controller_name.is_some() || file.controller_name.is_some();
+            let mut config = resolve(
                 file,
                 Some(&args.serve),
                 &args.serve.store,
                 "sqlite://murmur-demo.db",
             )?;
+            if !named {
+                // The demo controller plays the Amsterdam system controller of the demo fleet.
+                config.health.controller_name = "sc-amsterdam".into();
+            }
             telemetry::init(config.log_format);
             let engine = open(&config).await?;
             let started = std::time::Instant::now();
@@ -258,7 +306,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "demo fleet ready"
             );
-            serve(config, engine).await
+            if args.no_simulator {
+                return serve(config, engine).await;
+            }
+            let app = Application::build(&config, engine.clone()).await?;
+            start_health(&config, &engine, app.public_origin()).await?;
+            let sim = start_simulator(&engine, &config, &app, &args).await?;
+            tracing::info!(url = %format!("http://{}", app.local_addr()), control = %args.sim_control, "murmur demo is serving, with the fleet simulator");
+            let served = app.run_until_stopped().await;
+            sim.shutdown().await;
+            served
         }
     }
 }
@@ -296,6 +353,72 @@ async fn serve(config: Config, engine: Engine) -> anyhow::Result<()> {
     }
     tracing::info!(url = %format!("http://{}", app.local_addr()), site_root = %config.site_root.display(), "murmur is serving");
     app.run_until_stopped().await
+}
+
+/// Runs one simulated agent per demo subcloud against this controller, over real HTTP.
+/// Subclouds the demo seeded offline (the regional outage and a few scattered sites) are
+/// kept down in the simulator, so the fleet tells the same story live.
+async fn start_simulator(
+    engine: &Engine,
+    config: &Config,
+    app: &Application,
+    args: &DemoArgs,
+) -> anyhow::Result<agent::sim::SimHandle> {
+    use agent::sim::{Fault, Selector, SimConfig, Simulator, SiteSpec};
+    let system = engine::auth::Actor::system();
+    let mut seeded_offline = Vec::new();
+    let mut q = engine::fleet::SubcloudQuery {
+        availability: Some(engine::fleet::AvailabilityStatus::Offline),
+        per_page: engine::fleet::SubcloudQuery::MAX_PER_PAGE,
+        ..Default::default()
+    };
+    loop {
+        let page = engine.list_subclouds(&q).await?;
+        let more = page.page < page.page_count();
+        seeded_offline.extend(page.rows.into_iter().map(|r| r.name));
+        if !more {
+            break;
+        }
+        q.page += 1;
+    }
+    let enrollments = engine
+        .issue_enrollments(
+            &system,
+            &engine::agents::EnrollmentRequest {
+                subclouds: vec![],
+                all: true,
+            },
+        )
+        .await
+        .context("issuing enrollment tokens for the simulator")?;
+    let coords = engine
+        .controllers()
+        .await?
+        .into_iter()
+        .map(|c| (c.name, c.lat, c.lon))
+        .collect();
+    let sites: Vec<SiteSpec> = enrollments.into_iter().map(SiteSpec::from).collect();
+    let sim = Simulator::start(
+        SimConfig {
+            controllers: vec![engine::agents::wire::ControllerRef {
+                name: config.health.controller_name.clone(),
+                url: format!("http://{}", app.local_addr()),
+            }],
+            controller_coords: coords,
+            seed: args.sim_seed,
+            control_listen: Some(args.sim_control),
+            ..Default::default()
+        },
+        sites,
+    )
+    .await
+    .context("starting the fleet simulator")?;
+    let down = sim.apply(Fault::Down, Selector::Sites(seeded_offline));
+    tracing::info!(
+        sites_down = down,
+        "simulated outage: the subclouds seeded offline stay down"
+    );
+    Ok(sim)
 }
 
 /// Starts taking agent reports and the health monitor.

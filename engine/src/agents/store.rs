@@ -430,8 +430,9 @@ impl Engine {
         let (sql, args) = q.finish()?;
         let now = Millis::now();
         let expires_at = Millis(now.0.saturating_add(millis(ttl)));
-        let mut tx = self.store.pool().begin().await?;
-        let rows = sqlx::query_with(&sql, args).fetch_all(&mut *tx).await?;
+        let rows = sqlx::query_with(&sql, args)
+            .fetch_all(self.store.pool())
+            .await?;
         if !req.all && rows.len() != names.len() {
             let found: Vec<String> = rows
                 .iter()
@@ -446,6 +447,8 @@ impl Engine {
         }
         let mut out = Vec::with_capacity(rows.len());
         let mut hashes = Vec::with_capacity(rows.len());
+        // Writes first: see `enroll_agent` on SQLite's snapshot upgrades.
+        let mut tx = self.store.pool().begin().await?;
         for r in &rows {
             let token = format!("{ENROLLMENT_PREFIX}{}", random_hex());
             hashes.push((r.try_get::<i64, _>(0)?, hex(&sha256(&token))));
@@ -528,8 +531,8 @@ impl Engine {
         let now = Millis::now();
         let token_hash = hex(&sha256(&req.enrollment_token));
         let result: Result<Option<(i64, String)>> = async {
-            let mut tx = self.store.pool().begin().await?;
-            // Consume the token atomically: a second use (or a race) finds no row.
+            // Read outside the transaction: on SQLite a transaction that reads before it writes
+            // can fail to upgrade under concurrent writers (SQLITE_BUSY_SNAPSHOT).
             let row = sqlx::query(
                 "SELECT a.subcloud_id FROM subcloud_agents a JOIN subclouds s ON s.id = a.subcloud_id \
                  WHERE s.name = $1 AND a.enrollment_hash = $2 AND a.enrollment_expires_at > $3",
@@ -537,15 +540,17 @@ impl Engine {
             .bind(name.as_str())
             .bind(&token_hash)
             .bind(now.0)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(self.store.pool())
             .await?;
             let Some(row) = row else { return Ok(None) };
             let id: i64 = row.try_get(0)?;
             let secret = format!("{SECRET_PREFIX}{id}_{}", random_hex());
+            let mut tx = self.store.pool().begin().await?;
+            // Consume the token atomically: a second use (or a race) changes no row.
             let done = sqlx::query(
                 "UPDATE subcloud_agents SET enrollment_hash = NULL, enrollment_expires_at = NULL, \
                  secret_hash = $1, enrolled_at = $2, revoked_at = NULL, updated_at = $2 \
-                 WHERE subcloud_id = $3 AND enrollment_hash = $4",
+                 WHERE subcloud_id = $3 AND enrollment_hash = $4 AND enrollment_expires_at > $2",
             )
             .bind(hex(&sha256(&secret)))
             .bind(now.0)
@@ -611,12 +616,12 @@ impl Engine {
         actor.require(Permission::Administer)?;
         let name = SubcloudName::parse(subcloud)?;
         let now = Millis::now();
-        let mut tx = self.store.pool().begin().await?;
         let id: Option<i64> = sqlx::query_scalar("SELECT id FROM subclouds WHERE name = $1")
             .bind(name.as_str())
-            .fetch_optional(&mut *tx)
+            .fetch_optional(self.store.pool())
             .await?;
         let id = id.ok_or_else(|| Error::not_found("subcloud", name.as_str()))?;
+        let mut tx = self.store.pool().begin().await?;
         let done = sqlx::query(
             "UPDATE subcloud_agents SET secret_hash = NULL, enrollment_hash = NULL, \
              enrollment_expires_at = NULL, revoked_at = $1, updated_at = $1 WHERE subcloud_id = $2",
@@ -669,17 +674,17 @@ impl Engine {
         }
         let name = SubcloudName::parse(subcloud)?;
         let now = Millis::now();
-        let mut tx = self.store.pool().begin().await?;
         let row = sqlx::query(
             "SELECT s.id, COALESCE(p.owner_epoch, 0) FROM subclouds s \
              LEFT JOIN peer_groups p ON p.id = s.peer_group_id WHERE s.name = $1",
         )
         .bind(name.as_str())
-        .fetch_optional(&mut *tx)
+        .fetch_optional(self.store.pool())
         .await?
         .ok_or_else(|| Error::not_found("subcloud", name.as_str()))?;
         let (sid, epoch): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
         let json = serde_json::to_string(&action).map_err(|e| Error::Internal(e.to_string()))?;
+        let mut tx = self.store.pool().begin().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO subcloud_commands (subcloud_id, action, epoch, state, created_by, created_at, updated_at) \
              VALUES ($1, $2, $3, 'queued', $4, $5, $5) RETURNING id",

@@ -1,0 +1,757 @@
+//! One simulated site as a state machine without I/O: the runner asks it what to do
+//! ([`SimSite::plan`], [`SimSite::prepare`]) and tells it what happened
+//! ([`SimSite::accepted`], [`SimSite::failed`]). Everything here is deterministic given the
+//! seed and the order of calls, which is what the unit tests rely on.
+
+use std::sync::Arc;
+
+use engine::agents::wire::{
+    Capacity, CommandAction, CommandProgress, CommandState, ControllerRef, EnrollRequest,
+    Enrollment, Reachability, Report, ReportAnswer, SiteHealth, MAX_REACHABILITY, PROTOCOL_VERSION,
+};
+use engine::fleet::EndpointType;
+use engine::time::Millis;
+use rand::Rng;
+use reqwest::header::HeaderValue;
+use serde::{Deserialize, Serialize};
+
+use super::behaviour::Behaviour;
+use super::faults::{Fault, FaultState};
+use super::profile::Profile;
+use super::rng::{stream, SplitMix64, Stream};
+use super::SiteSpec;
+use crate::commands::CommandBook;
+use crate::failover::ControllerSet;
+use crate::seq::SeqGen;
+use crate::transport::{bearer, TransportError};
+
+/// What simulated agents report as their version, so operators can tell them apart.
+pub const SIM_AGENT_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "-sim");
+
+/// Bounds on the interval a controller may ask for (a 0 would spin, a day would look dead).
+pub const INTERVAL_MS: (u64, u64) = (100, 3_600_000);
+/// Interval assumed until the enrollment answer says otherwise.
+pub const DEFAULT_INTERVAL_MS: u64 = 10_000;
+
+/// Where a site is with its enrollment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EnrollState {
+    Pending,
+    Enrolled,
+    /// The controller refused the token: the site stays silent.
+    Refused,
+}
+
+/// What the runner does when a site's report is due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plan {
+    /// Nothing: not enrolled, down, or restarting.
+    Idle,
+    /// The report is lost on the way (the `loss` fault): nothing is sent.
+    Dropped,
+    /// Send, after waiting `delay_ms` (the `latency` fault).
+    Send { delay_ms: u32 },
+}
+
+/// One attempt of a report on one controller.
+#[derive(Debug)]
+pub enum Attempt {
+    /// The site is partitioned from that controller: fails without a request.
+    Partitioned,
+    Send {
+        url: String,
+        auth: HeaderValue,
+        report: Box<Report>,
+    },
+}
+
+/// Effects of one tick the runner counts.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct TickOutcome {
+    pub succeeded: u32,
+    pub failed: u32,
+}
+
+/// What an accepted answer changed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct AnswerOutcome {
+    /// Accepted by another controller than the one used before.
+    pub failover: bool,
+    pub fenced: usize,
+}
+
+/// A simulated site.
+#[derive(Debug)]
+pub struct SimSite {
+    pub(crate) name: String,
+    pub(crate) region: String,
+    token: Option<String>,
+    profile: Profile,
+    schedule: SplitMix64,
+    behaviour_rng: SplitMix64,
+    loss: SplitMix64,
+    jitter: SplitMix64,
+    behaviour: Behaviour,
+    pub(crate) faults: FaultState,
+    silent_until_ms: u64,
+    seq: SeqGen,
+    highest_epoch: u64,
+    last_epoch: Option<u64>,
+    pub(crate) controllers: ControllerSet,
+    book: CommandBook,
+    auth: Option<HeaderValue>,
+    pub(crate) enroll: EnrollState,
+    interval_ms: u64,
+    software_version: String,
+    last_error: Option<String>,
+    accepted: u64,
+}
+
+impl SimSite {
+    /// A site with its characteristics drawn from `seed` and its name.
+    pub fn new(
+        spec: SiteSpec,
+        seed: u64,
+        controller_coords: &[(String, f64, f64)],
+        controllers: Arc<[ControllerRef]>,
+        interval_ms: u64,
+    ) -> Self {
+        let profile = Profile::draw(seed, &spec.name, spec.lat, spec.lon, controller_coords);
+        let mut behaviour_rng = stream(seed, &spec.name, Stream::Behaviour);
+        let behaviour = Behaviour::warm(&mut behaviour_rng, profile.capacity.hosts);
+        Self {
+            schedule: stream(seed, &spec.name, Stream::Schedule),
+            loss: stream(seed, &spec.name, Stream::Loss),
+            jitter: stream(seed, &spec.name, Stream::Jitter),
+            behaviour_rng,
+            behaviour,
+            profile,
+            token: Some(spec.enrollment_token),
+            name: spec.name,
+            region: spec.region,
+            faults: FaultState::default(),
+            silent_until_ms: 0,
+            seq: SeqGen::default(),
+            highest_epoch: 0,
+            last_epoch: None,
+            controllers: ControllerSet::new(controllers),
+            book: CommandBook::default(),
+            auth: None,
+            enroll: EnrollState::Pending,
+            interval_ms: clamp_interval(interval_ms),
+            software_version: spec.software_version,
+            last_error: None,
+            accepted: 0,
+        }
+    }
+
+    /// The enrollment request, while the site still holds its token.
+    pub fn enroll_request(&self) -> Option<EnrollRequest> {
+        let token = self.token.as_ref()?;
+        Some(EnrollRequest {
+            protocol: PROTOCOL_VERSION,
+            subcloud: self.name.clone(),
+            enrollment_token: token.clone(),
+        })
+    }
+
+    /// Enrolled via controller `via` (an index in the current list). `list` is the
+    /// enrollment's controller list, already shared (`None` when it is the one held).
+    pub fn enrolled(
+        &mut self,
+        enrollment: &Enrollment,
+        via: usize,
+        list: Option<Arc<[ControllerRef]>>,
+    ) -> Result<(), TransportError> {
+        self.auth = Some(bearer(&enrollment.secret)?);
+        self.token = None;
+        self.enroll = EnrollState::Enrolled;
+        self.interval_ms = clamp_interval(enrollment.report_interval_ms);
+        self.controllers.succeeded(via);
+        if let Some(list) = list {
+            self.controllers.adopt(list, via);
+        }
+        self.last_error = None;
+        Ok(())
+    }
+
+    pub fn enroll_refused(&mut self, e: &TransportError) {
+        self.enroll = EnrollState::Refused;
+        self.token = None;
+        self.last_error = Some(format!("enrollment: {e}"));
+    }
+
+    pub fn note_error(&mut self, e: &TransportError) {
+        self.last_error = Some(e.to_string());
+    }
+
+    /// Delay before the first report: uniform over one interval, so sites spread evenly.
+    pub fn first_offset_ms(&mut self) -> u64 {
+        self.schedule.gen_range(0..self.interval_ms.max(1))
+    }
+
+    /// Delay until the next report: the interval ± 10 %.
+    pub fn next_delay_ms(&mut self) -> u64 {
+        let spread = self.interval_ms / 10;
+        self.schedule
+            .gen_range(self.interval_ms - spread..=self.interval_ms + spread)
+    }
+
+    pub fn interval_ms(&self) -> u64 {
+        self.interval_ms
+    }
+
+    pub fn last_seq(&self) -> u64 {
+        self.seq.last()
+    }
+
+    /// A report is due at `now_ms` (simulator clock).
+    pub fn plan(&mut self, now_ms: u64) -> (Plan, TickOutcome) {
+        if self.enroll != EnrollState::Enrolled
+            || now_ms < self.silent_until_ms
+            || self.faults.is_down(now_ms)
+        {
+            return (Plan::Idle, TickOutcome::default());
+        }
+        let outcome = self.tick();
+        let lost = self.faults.loss_percent > 0
+            && self.loss.gen_range(0..100u8) < self.faults.loss_percent;
+        let plan = if lost {
+            Plan::Dropped
+        } else {
+            Plan::Send {
+                delay_ms: self.faults.latency_ms,
+            }
+        };
+        (plan, outcome)
+    }
+
+    /// One interval of the site's life: platform episodes and command work advance.
+    pub fn tick(&mut self) -> TickOutcome {
+        self.behaviour
+            .tick(&mut self.behaviour_rng, self.profile.capacity.hosts);
+        let mut out = TickOutcome::default();
+        let mut deployed = None;
+        let mut synced = false;
+        for t in self.book.running_mut() {
+            t.step = t.step.saturating_add(1);
+            // Cloned: the arms below update `t` (only running commands, a handful at most).
+            let action = t.action.clone();
+            match &action {
+                CommandAction::SoftwareDeploy { release } => {
+                    if release.is_empty() || !crate::text::acceptable(release) {
+                        t.fail("the release name is not valid");
+                    } else if t.doomed && t.step >= 2 {
+                        t.run(40);
+                        t.fail(&format!(
+                            "deploy of {release} failed at 40 %: simulated failure (fail_next_command)"
+                        ));
+                    } else if t.step >= 5 {
+                        t.succeed(&format!("{release} deployed and active"));
+                        deployed = Some(release.clone());
+                    } else {
+                        t.run((t.step * 20).min(80) as u8);
+                    }
+                }
+                CommandAction::SyncEndpoints => {
+                    if t.doomed {
+                        t.fail("endpoint sync failed: simulated failure (fail_next_command)");
+                    } else {
+                        t.succeed("all endpoints in sync");
+                        synced = true;
+                    }
+                }
+                CommandAction::Unknown => t.fail("unsupported command"),
+            }
+            match t.state {
+                s if !s.is_final() => {}
+                CommandState::Succeeded => out.succeeded += 1,
+                _ => out.failed += 1,
+            }
+        }
+        if let Some(release) = deployed {
+            self.software_version = release;
+        }
+        if synced {
+            self.behaviour.sync_all();
+        }
+        out
+    }
+
+    /// Prepares the attempt on controller `i` of the current list at wall-clock `wall_ms`.
+    pub fn prepare(
+        &mut self,
+        i: usize,
+        wall_ms: u64,
+        controller_coords: &[(String, f64, f64)],
+    ) -> Option<Attempt> {
+        let list = Arc::clone(self.controllers.list());
+        let controller = list.get(i)?;
+        if self.faults.is_partitioned(controller) {
+            self.controllers.failed(i);
+            return Some(Attempt::Partitioned);
+        }
+        let auth = self.auth.clone()?;
+        let report = self.report(wall_ms, controller_coords);
+        Some(Attempt::Send {
+            url: controller.url.clone(),
+            auth,
+            report: Box::new(report),
+        })
+    }
+
+    /// A complete report (with a fresh seq) as of `wall_ms`.
+    pub fn report(&mut self, wall_ms: u64, controller_coords: &[(String, f64, f64)]) -> Report {
+        let reachability = self.reachability(controller_coords);
+        Report {
+            protocol: PROTOCOL_VERSION,
+            seq: self.seq.next(wall_ms),
+            sent_at: Millis(i64::try_from(wall_ms).unwrap_or(i64::MAX)),
+            health: self.behaviour.health(),
+            software_version: self.software_version.clone(),
+            endpoints: self.behaviour.endpoints(),
+            alarms: self.behaviour.alarms(),
+            capacity: self.profile.capacity,
+            commands: self.book.progress(),
+            reachability,
+            highest_epoch: self.highest_epoch,
+            agent_version: SIM_AGENT_VERSION.to_string(),
+        }
+    }
+
+    /// Modelled probes: base latency by distance + access link + injected latency + jitter;
+    /// unreachable when partitioned or when the last attempt there failed.
+    fn reachability(&mut self, controller_coords: &[(String, f64, f64)]) -> Vec<Reachability> {
+        let list = Arc::clone(self.controllers.list());
+        list.iter()
+            .enumerate()
+            .take(MAX_REACHABILITY)
+            .map(|(i, c)| {
+                let reachable = !self.faults.is_partitioned(c) && !self.controllers.is_failed(i);
+                let rtt_ms = reachable.then(|| {
+                    let base = controller_coords
+                        .iter()
+                        .position(|(name, _, _)| *name == c.name)
+                        .and_then(|k| self.profile.rtt_ms.get(k).copied())
+                        .unwrap_or(self.profile.default_rtt_ms);
+                    let u: f32 = self.jitter.gen_range(0.0..1.0);
+                    let ms = base
+                        + self.profile.last_mile_ms
+                        + self.faults.latency_ms as f32
+                        + base * 0.15 * u * u;
+                    ms.round().clamp(1.0, u32::MAX as f32) as u32
+                });
+                Reachability {
+                    controller: c.name.clone(),
+                    reachable,
+                    rtt_ms,
+                }
+            })
+            .collect()
+    }
+
+    /// Controller `i` accepted a report. `share` turns a changed controller list into the
+    /// shared copy (the simulator interns the few distinct lists of its thousands of sites).
+    pub fn accepted(
+        &mut self,
+        i: usize,
+        answer: ReportAnswer,
+        share: impl FnOnce(Vec<ControllerRef>) -> Arc<[ControllerRef]>,
+    ) -> AnswerOutcome {
+        let before = self.controllers.current().map(|c| c.name.clone());
+        self.highest_epoch = self.highest_epoch.max(answer.owner_epoch);
+        self.last_epoch = Some(answer.owner_epoch);
+        self.book.acknowledge();
+        self.controllers.succeeded(i);
+        let failover = self.controllers.current().map(|c| &c.name) != before.as_ref();
+        self.interval_ms = clamp_interval(answer.report_interval_ms);
+        if !answer.controllers.is_empty() && !self.controllers.same_list(&answer.controllers) {
+            self.controllers.adopt(share(answer.controllers), i);
+        }
+        let faults = &mut self.faults;
+        let received = self
+            .book
+            .receive(&answer.commands, self.highest_epoch, |t| {
+                if faults.fail_next_command && t.action != CommandAction::Unknown {
+                    faults.fail_next_command = false;
+                    t.doomed = true;
+                }
+            });
+        self.last_error = None;
+        self.accepted += 1;
+        AnswerOutcome {
+            failover,
+            fenced: received.fenced,
+        }
+    }
+
+    /// The attempt on controller `i` failed with `e`.
+    pub fn failed(&mut self, i: usize, e: &TransportError) {
+        if e.is_failover() {
+            self.controllers.failed(i);
+        }
+        self.note_error(e);
+    }
+
+    /// Applies a fault at `now_ms` (simulator clock).
+    pub fn apply(&mut self, fault: &Fault, now_ms: u64) {
+        if *fault == Fault::Restart {
+            // The process restarts: what it held in memory is gone, it is silent while it
+            // comes back, and its next seq comes from the clock (SeqGen never goes below
+            // the last one used, as a real agent's persisted state guarantees).
+            self.book = CommandBook::default();
+            self.silent_until_ms = now_ms.saturating_add(self.interval_ms);
+        } else {
+            self.faults.apply(fault, now_ms);
+        }
+    }
+
+    /// Silent now (down, flapping down, restarting).
+    pub fn is_silent(&self, now_ms: u64) -> bool {
+        now_ms < self.silent_until_ms || self.faults.is_down(now_ms)
+    }
+
+    pub fn health(&self) -> SiteHealth {
+        self.behaviour.health()
+    }
+
+    pub fn alarm_count(&self) -> usize {
+        self.behaviour.alarm_count()
+    }
+
+    pub fn out_of_sync(&self) -> Option<EndpointType> {
+        self.behaviour.out_of_sync()
+    }
+
+    pub fn view(&self, now_ms: u64) -> SiteView {
+        SiteView {
+            name: self.name.clone(),
+            region: self.region.clone(),
+            enrollment: self.enroll,
+            down: self.is_silent(now_ms),
+            flap_period_ms: self.faults.flap.map(|f| f.period_ms),
+            latency_ms: self.faults.latency_ms,
+            loss_percent: self.faults.loss_percent,
+            partitions: self.faults.partitions.clone(),
+            fail_next_command: self.faults.fail_next_command,
+            controller: self.controllers.current().map(|c| c.name.clone()),
+            last_epoch: self.last_epoch,
+            highest_epoch: self.highest_epoch,
+            last_error: self.last_error.clone(),
+            software_version: self.software_version.clone(),
+            health: self.behaviour.health(),
+            alarms: self.behaviour.alarm_count(),
+            out_of_sync: self.behaviour.out_of_sync(),
+            capacity: self.profile.capacity,
+            interval_ms: self.interval_ms,
+            last_seq: self.seq.last(),
+            reports_accepted: self.accepted,
+            commands: self
+                .book
+                .active()
+                .iter()
+                .map(|t| CommandProgress {
+                    id: t.id,
+                    state: t.state,
+                    percent: t.percent,
+                    message: t.message.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// 0 (a controller that does not say) means the default.
+fn clamp_interval(ms: u64) -> u64 {
+    match ms {
+        0 => DEFAULT_INTERVAL_MS,
+        ms => ms.clamp(INTERVAL_MS.0, INTERVAL_MS.1),
+    }
+}
+
+/// A site as the control API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SiteView {
+    pub name: String,
+    pub region: String,
+    pub enrollment: EnrollState,
+    /// Silent now: down, in the down half of a flap, or restarting.
+    pub down: bool,
+    pub flap_period_ms: Option<u64>,
+    pub latency_ms: u32,
+    pub loss_percent: u8,
+    pub partitions: Vec<String>,
+    pub fail_next_command: bool,
+    /// The controller the site reports to now.
+    pub controller: Option<String>,
+    /// Owner epoch in the last accepted answer.
+    pub last_epoch: Option<u64>,
+    pub highest_epoch: u64,
+    pub last_error: Option<String>,
+    pub software_version: String,
+    pub health: SiteHealth,
+    pub alarms: usize,
+    pub out_of_sync: Option<EndpointType>,
+    pub capacity: Capacity,
+    pub interval_ms: u64,
+    pub last_seq: u64,
+    pub reports_accepted: u64,
+    /// Commands running or awaiting acknowledgement of their final state.
+    pub commands: Vec<CommandProgress>,
+}
+
+#[cfg(test)]
+mod tests {
+    use engine::agents::wire::Command;
+
+    use super::*;
+
+    const WALL: u64 = 1_800_000_000_000;
+
+    fn refs(names: &[&str]) -> Arc<[ControllerRef]> {
+        names
+            .iter()
+            .map(|n| ControllerRef {
+                name: n.to_string(),
+                url: format!("http://{n}.test"),
+            })
+            .collect()
+    }
+
+    fn spec(name: &str) -> SiteSpec {
+        SiteSpec {
+            name: name.into(),
+            region: "Europe".into(),
+            lat: 48.85,
+            lon: 2.35,
+            software_version: "24.09".into(),
+            enrollment_token: "mme_token".into(),
+        }
+    }
+
+    fn coords() -> Vec<(String, f64, f64)> {
+        vec![("sc-a".into(), 52.37, 4.90), ("sc-b".into(), 40.71, -74.01)]
+    }
+
+    fn enrolled(name: &str, seed: u64) -> SimSite {
+        let mut s = SimSite::new(spec(name), seed, &coords(), refs(&["sc-a", "sc-b"]), 10_000);
+        let e = Enrollment {
+            protocol: 1,
+            subcloud: name.into(),
+            secret: format!("mms_1_{}", "a".repeat(64)),
+            report_interval_ms: 10_000,
+            controllers: refs(&["sc-a", "sc-b"]).to_vec(),
+        };
+        s.enrolled(&e, 0, None).unwrap();
+        s
+    }
+
+    fn answer(seq: u64, epoch: u64, commands: Vec<Command>) -> ReportAnswer {
+        ReportAnswer {
+            protocol: 1,
+            accepted_seq: seq,
+            owner_epoch: epoch,
+            controllers: refs(&["sc-a", "sc-b"]).to_vec(),
+            commands,
+            report_interval_ms: 10_000,
+        }
+    }
+
+    fn deploy(id: i64, epoch: u64, release: &str) -> Command {
+        Command {
+            id,
+            epoch,
+            action: CommandAction::SoftwareDeploy {
+                release: release.into(),
+            },
+        }
+    }
+
+    /// One report cycle on controller 0: plan, build, accept with `answer`.
+    fn cycle(s: &mut SimSite, now: u64, a: ReportAnswer) -> Report {
+        let (plan, _) = s.plan(now);
+        assert!(matches!(plan, Plan::Send { .. }), "{plan:?}");
+        let Some(Attempt::Send { report, .. }) = s.prepare(0, WALL + now, &coords()) else {
+            panic!("no attempt");
+        };
+        s.accepted(0, a, Arc::from);
+        *report
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_site_schedule_and_reports() {
+        let run = |seed| {
+            let mut s = enrolled("lyon-007", seed);
+            let offset = s.first_offset_ms();
+            let delays: Vec<u64> = (0..20).map(|_| s.next_delay_ms()).collect();
+            let reports: Vec<Report> = (0..300)
+                .map(|k| cycle(&mut s, k * 10_000, answer(k, 0, vec![])))
+                .collect();
+            (offset, delays, reports)
+        };
+        let (a, b) = (run(5), run(5));
+        assert_eq!(a, b);
+        assert_ne!(a, run(6));
+        assert!(a.0 < 10_000 && a.1.iter().all(|d| (9_000..=11_000).contains(d)));
+        // Everything a site reports is acceptable to the controller.
+        for r in &a.2 {
+            r.validate().unwrap();
+        }
+    }
+
+    #[test]
+    fn deploy_runs_over_five_reports_then_changes_the_version() {
+        let mut s = enrolled("a", 1);
+        cycle(&mut s, 0, answer(1, 3, vec![deploy(11, 3, "25.09")]));
+        let mut seen = vec![];
+        for k in 1..=6 {
+            let r = cycle(&mut s, k * 10_000, answer(k + 1, 3, vec![]));
+            seen.extend(r.commands.iter().map(|c| (c.state, c.percent)));
+            if k == 6 {
+                assert_eq!(r.software_version, "25.09");
+            }
+        }
+        use CommandState::*;
+        assert_eq!(
+            seen,
+            vec![
+                (Running, 20),
+                (Running, 40),
+                (Running, 60),
+                (Running, 80),
+                (Succeeded, 100)
+            ],
+            "final state reported once, then forgotten"
+        );
+    }
+
+    #[test]
+    fn fail_next_command_fails_one_deploy_and_the_next_succeeds() {
+        let mut s = enrolled("a", 1);
+        s.apply(&Fault::FailNextCommand, 0);
+        cycle(&mut s, 0, answer(1, 0, vec![deploy(1, 0, "25.09")]));
+        let r1 = cycle(&mut s, 10_000, answer(2, 0, vec![]));
+        let r2 = cycle(&mut s, 20_000, answer(3, 0, vec![deploy(2, 0, "25.09")]));
+        assert_eq!(
+            (r1.commands[0].state, r1.commands[0].percent),
+            (CommandState::Running, 20)
+        );
+        let failed = &r2.commands[0];
+        assert_eq!(
+            (failed.id, failed.state, failed.percent),
+            (1, CommandState::Failed, 40)
+        );
+        assert!(failed.message.contains("simulated failure"));
+        assert!(!s.faults.fail_next_command, "armed for one command only");
+        let mut last = None;
+        for k in 3..9 {
+            let r = cycle(&mut s, k * 10_000, answer(k + 1, 0, vec![]));
+            last = r.commands.iter().find(|c| c.id == 2).cloned().or(last);
+        }
+        assert_eq!(last.map(|c| c.state), Some(CommandState::Succeeded));
+        assert_eq!(s.software_version, "25.09");
+    }
+
+    #[test]
+    fn commands_below_the_highest_epoch_are_ignored_and_duplicates_run_once() {
+        let mut s = enrolled("a", 1);
+        cycle(&mut s, 0, answer(1, 5, vec![]));
+        // A deposed controller (epoch 4) and the owner (epoch 5) both send commands.
+        let o = {
+            let (plan, _) = s.plan(10_000);
+            assert!(matches!(plan, Plan::Send { .. }));
+            s.prepare(0, WALL + 10_000, &coords());
+            s.accepted(
+                0,
+                answer(2, 5, vec![deploy(1, 4, "old"), deploy(2, 5, "new")]),
+                Arc::from,
+            )
+        };
+        assert_eq!(o.fenced, 1);
+        // The owner resends its command while it is running: no second run.
+        cycle(&mut s, 20_000, answer(3, 5, vec![deploy(2, 5, "new")]));
+        let r = cycle(&mut s, 30_000, answer(4, 5, vec![]));
+        assert_eq!(r.commands.len(), 1);
+        assert_eq!((r.commands[0].id, r.commands[0].percent), (2, 40));
+        assert_eq!(r.highest_epoch, 5);
+        // An answer from a controller still on epoch 3 does not lower what the site has seen.
+        cycle(&mut s, 40_000, answer(5, 3, vec![deploy(3, 3, "older")]));
+        let r = cycle(&mut s, 50_000, answer(6, 5, vec![]));
+        assert_eq!(r.highest_epoch, 5);
+        assert!(r.commands.iter().all(|c| c.id == 2));
+    }
+
+    #[test]
+    fn restart_drops_commands_goes_silent_and_never_reuses_a_seq() {
+        let mut s = enrolled("a", 1);
+        let r1 = cycle(&mut s, 0, answer(1, 0, vec![deploy(1, 0, "25.09")]));
+        let r2 = cycle(&mut s, 10_000, answer(2, 0, vec![]));
+        assert_eq!(r2.commands.len(), 1);
+        s.apply(&Fault::Restart, 15_000);
+        assert_eq!(s.plan(20_000).0, Plan::Idle, "silent for one interval");
+        assert!(s.is_silent(24_999) && !s.is_silent(25_000));
+        // The clock reads earlier than the seqs used before the restart.
+        let (plan, _) = s.plan(30_000);
+        assert!(matches!(plan, Plan::Send { .. }));
+        let Some(Attempt::Send { report, .. }) = s.prepare(0, 5, &coords()) else {
+            panic!("no attempt");
+        };
+        assert!(report.seq > r2.seq && r2.seq > r1.seq);
+        assert!(
+            report.commands.is_empty(),
+            "in-memory command state is gone"
+        );
+    }
+
+    #[test]
+    fn partition_fails_over_and_reports_the_controller_unreachable() {
+        let mut s = enrolled("a", 1);
+        s.apply(
+            &Fault::Partition {
+                controller: "sc-a".into(),
+            },
+            0,
+        );
+        s.plan(0);
+        let order: Vec<usize> = s.controllers.attempt_order().collect();
+        assert_eq!(order, vec![0, 1]);
+        assert!(matches!(
+            s.prepare(0, WALL, &coords()),
+            Some(Attempt::Partitioned)
+        ));
+        let Some(Attempt::Send { url, report, .. }) = s.prepare(1, WALL, &coords()) else {
+            panic!("no attempt on sc-b");
+        };
+        assert_eq!(url, "http://sc-b.test");
+        let r = &report.reachability;
+        assert_eq!((r[0].reachable, r[0].rtt_ms), (false, None));
+        assert!(
+            r[1].reachable && r[1].rtt_ms.is_some_and(|ms| ms > 50),
+            "{r:?}"
+        );
+        let o = s.accepted(1, answer(1, 0, vec![]), Arc::from);
+        assert!(o.failover);
+        assert_eq!(s.view(0).controller.as_deref(), Some("sc-b"));
+    }
+
+    #[test]
+    fn down_loss_and_latency_shape_the_plan() {
+        let mut s = enrolled("a", 1);
+        s.apply(&Fault::Down, 0);
+        assert_eq!(s.plan(1).0, Plan::Idle);
+        s.apply(&Fault::Up, 2);
+        s.apply(&Fault::Latency { ms: 250 }, 2);
+        assert_eq!(s.plan(3).0, Plan::Send { delay_ms: 250 });
+        s.apply(&Fault::Loss { percent: 100 }, 4);
+        assert_eq!(s.plan(5).0, Plan::Dropped);
+        s.apply(&Fault::Loss { percent: 30 }, 6);
+        let dropped = (0..1_000)
+            .filter(|k| s.plan(10 + k).0 == Plan::Dropped)
+            .count();
+        assert!((220..380).contains(&dropped), "{dropped}");
+        let mut pending = SimSite::new(spec("b"), 1, &coords(), refs(&["sc-a"]), 10_000);
+        assert_eq!(pending.plan(0).0, Plan::Idle, "not enrolled yet");
+        assert!(pending.enroll_request().is_some());
+    }
+}

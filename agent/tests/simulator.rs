@@ -1,0 +1,295 @@
+//! The simulator against the fake controller pair of `common`. End-to-end tests against the
+//! real controller live with the server.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use agent::sim::{Fault, Selector, SimConfig, SimHandle, Simulator, SiteSpec};
+use common::{controller_pair, eventually, serve, Shared};
+use engine::agents::wire::{Command, CommandAction, CommandState, ControllerRef};
+
+fn sites(n: usize) -> Vec<SiteSpec> {
+    (0..n)
+        .map(|i| SiteSpec {
+            name: format!("site-{i}"),
+            region: if i % 2 == 0 { "Europe" } else { "Asia" }.into(),
+            lat: 48.0 + i as f64 * 0.01,
+            lon: 2.0,
+            software_version: "24.09".into(),
+            enrollment_token: format!("mme_site-{i}"),
+        })
+        .collect()
+}
+
+/// Two fake controllers (sc-a preferred) and a simulator of `n` sites.
+async fn setup(n: usize, interval_ms: u64) -> (Shared, SimHandle) {
+    let fleet: Shared = Arc::default();
+    let controllers = controller_pair(&fleet, interval_ms).await;
+    let config = SimConfig {
+        controllers,
+        controller_coords: vec![("sc-a".into(), 52.37, 4.90), ("sc-b".into(), 40.71, -74.01)],
+        seed: 7,
+        control_listen: Some("127.0.0.1:0".parse().unwrap()),
+        max_in_flight: 64,
+        enroll_concurrency: 16,
+    };
+    let sim = Simulator::start(config, sites(n)).await.unwrap();
+    assert!(
+        sim.wait_enrolled(Duration::from_secs(20)).await,
+        "enrollment did not finish"
+    );
+    (fleet, sim)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sites_enroll_report_run_commands_and_fail_over() {
+    let (fleet, sim) = setup(40, 150).await;
+    assert_eq!(sim.stats().enrolled, 40);
+
+    // Every site reports, in order, with valid reports.
+    let all_report = eventually(Duration::from_secs(10), || {
+        fleet
+            .lock()
+            .unwrap()
+            .subclouds
+            .values()
+            .all(|s| s.reports >= 3)
+    })
+    .await;
+    assert!(all_report, "some sites never reported");
+
+    // A deploy to site-0 runs to completion and changes its version; a failing one to site-1.
+    sim.apply(
+        Fault::FailNextCommand,
+        Selector::Sites(vec!["site-1".into()]),
+    );
+    {
+        let mut f = fleet.lock().unwrap();
+        for (site, id) in [("site-0", 100), ("site-1", 101)] {
+            f.subclouds.get_mut(site).unwrap().pending.push(Command {
+                id,
+                epoch: 1,
+                action: CommandAction::SoftwareDeploy {
+                    release: "25.09".into(),
+                },
+            });
+        }
+    }
+    let done = eventually(Duration::from_secs(10), || {
+        let f = fleet.lock().unwrap();
+        f.subclouds["site-0"].finals.contains_key(&100)
+            && f.subclouds["site-1"].finals.contains_key(&101)
+    })
+    .await;
+    assert!(done, "commands did not finish");
+    {
+        let f = fleet.lock().unwrap();
+        assert_eq!(
+            f.subclouds["site-0"].finals[&100].0,
+            CommandState::Succeeded
+        );
+        let (state, percent, message) = &f.subclouds["site-1"].finals[&101];
+        assert_eq!((*state, *percent), (CommandState::Failed, 40));
+        assert!(message.contains("simulated failure"), "{message}");
+    }
+    let views = sim.sites(Selector::Sites(vec!["site-0".into(), "site-1".into()]));
+    assert_eq!(views[0].software_version, "25.09");
+    assert_eq!(views[1].software_version, "24.09");
+
+    // Partitioned from sc-a, European sites move to sc-b.
+    let affected = sim.apply(
+        Fault::Partition {
+            controller: "sc-a".into(),
+        },
+        Selector::Region("Europe".into()),
+    );
+    assert_eq!(affected, 20);
+    let moved = eventually(Duration::from_secs(10), || {
+        sim.sites(Selector::Region("Europe".into()))
+            .iter()
+            .all(|v| v.controller.as_deref() == Some("sc-b"))
+    })
+    .await;
+    assert!(moved, "European sites did not fail over");
+    assert!(sim
+        .sites(Selector::Region("Asia".into()))
+        .iter()
+        .all(|v| v.controller.as_deref() == Some("sc-a")));
+
+    // Healed, they return to the preferred controller within ~10 reports.
+    sim.apply(Fault::Heal, Selector::All);
+    let back = eventually(Duration::from_secs(10), || {
+        sim.sites(Selector::All)
+            .iter()
+            .all(|v| v.controller.as_deref() == Some("sc-a"))
+    })
+    .await;
+    assert!(back, "sites did not return to the preferred controller");
+
+    // Restarts never reuse a seq; down sites stop reporting.
+    sim.apply(Fault::Restart, Selector::All);
+    sim.apply(Fault::Down, Selector::Sites(vec!["site-5".into()]));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let before = fleet.lock().unwrap().subclouds["site-5"].reports;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        fleet.lock().unwrap().subclouds["site-5"].reports,
+        before,
+        "a down site reported"
+    );
+
+    let stats = sim.stats();
+    let (replays, invalid) = {
+        let f = fleet.lock().unwrap();
+        (f.replays, f.invalid)
+    };
+    assert_eq!((replays, invalid), (0, 0), "the controller refused reports");
+    assert!(stats.failovers >= 20, "{stats:?}");
+    assert!(stats.partitioned_attempts > 0);
+    assert_eq!(stats.refused.values().sum::<u64>(), 0, "{stats:?}");
+    assert!(stats.report_rtt_ms.count > 0 && stats.report_rtt_ms.p99 > 0.0);
+    assert_eq!(stats.sites_down, 1);
+    sim.shutdown().await;
+    let sent = sim.stats().reports_sent;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        sim.stats().reports_sent,
+        sent,
+        "sites still report after shutdown"
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_control_api_serves_over_http() {
+    let (_fleet, sim) = setup(4, 1_000).await;
+    let base = format!("http://{}", sim.control_addr().unwrap());
+    let client = reqwest::Client::new();
+    let r = client
+        .post(format!("{base}/faults"))
+        .body(r#"{"fault":{"kind":"latency","ms":50},"selector":{"region":"Asia"}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let answer: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(answer["affected"], 2);
+    let r = client
+        .post(format!("{base}/faults"))
+        .body("{")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let stats: serde_json::Value = client
+        .get(format!("{base}/stats"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["enrolled"], 4);
+    let views: serde_json::Value = client
+        .get(format!("{base}/sites?region=Asia"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(views[0]["latency_ms"], 50);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn refused_tokens_leave_the_site_silent() {
+    let fleet: Shared = Arc::default();
+    let a = serve("sc-a", Arc::clone(&fleet)).await;
+    fleet.lock().unwrap().interval_ms = 100;
+    let mut specs = sites(2);
+    specs[1].enrollment_token = "mme_wrong".into();
+    let config = SimConfig {
+        controllers: vec![ControllerRef {
+            name: "sc-a".into(),
+            url: format!("http://{a}"),
+        }],
+        ..SimConfig::default()
+    };
+    let sim = Simulator::start(config, specs).await.unwrap();
+    assert!(sim.wait_enrolled(Duration::from_secs(10)).await);
+    let s = sim.stats();
+    assert_eq!((s.enrolled, s.enroll_failed), (1, 1));
+    let v = &sim.sites(Selector::Sites(vec!["site-1".into()]))[0];
+    assert!(
+        v.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("credential refused")),
+        "{v:?}"
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn start_refuses_bad_configs() {
+    let none = Simulator::start(SimConfig::default(), sites(1)).await;
+    assert!(none.is_err());
+    let config = SimConfig {
+        controllers: vec![ControllerRef {
+            name: "x".into(),
+            url: "ftp://x".into(),
+        }],
+        ..SimConfig::default()
+    };
+    assert!(Simulator::start(config, sites(1)).await.is_err());
+}
+
+/// The scale target: 20,000 sites at 10 s (2,000 reports/s) on this machine.
+/// `cargo test -p agent --release --test simulator -- --ignored --nocapture`
+/// (`SIM_LOAD_SITES`, `SIM_LOAD_SECS`, `SIM_LOAD_INTERVAL_MS` to vary).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "load test: minutes of CPU; run in release"]
+async fn load_20k_sites() {
+    let env = |k: &str, d: u64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let n = env("SIM_LOAD_SITES", 20_000) as usize;
+    let secs = env("SIM_LOAD_SECS", 40);
+    let interval = env("SIM_LOAD_INTERVAL_MS", 10_000);
+    let started = Instant::now();
+    let (fleet, sim) = setup(n, interval).await;
+    eprintln!("enrolled {n} sites in {:?}", started.elapsed());
+    for _ in 0..secs / 10 {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let s = sim.stats();
+        eprintln!(
+            "accepted {} rps {} rtt p50 {} p99 {} lag p99 {} in-flight {} errors {} refused {:?}",
+            s.reports_accepted,
+            s.reports_per_s,
+            s.recent_report_rtt_ms.p50,
+            s.recent_report_rtt_ms.p99,
+            s.recent_schedule_lag_ms.p99,
+            s.in_flight,
+            s.transport_errors,
+            s.refused
+        );
+    }
+    let s = sim.stats();
+    let expected = n as f64 * 1_000.0 / interval as f64;
+    assert!(
+        s.reports_per_s > expected * 0.9,
+        "{} reports/s, expected ~{expected}",
+        s.reports_per_s
+    );
+    assert!(
+        s.recent_schedule_lag_ms.p99 < 1_000.0,
+        "falling behind: {s:?}"
+    );
+    assert_eq!(fleet.lock().unwrap().replays, 0);
+    sim.shutdown().await;
+}

@@ -1,0 +1,586 @@
+//! Agents, health and live updates with real processes over real HTTP: the controller binary
+//! (`murmur serve`) on a real store, the simulator binary (`murmur-agent simulate`) with its
+//! control API, and reqwest for the REST API and the event stream. The same scenario runs on
+//! SQLite and on PostgreSQL.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use engine::auth::Actor;
+use engine::both_backends;
+use engine::fleet::{AvailabilityStatus, SubcloudDetail, SubcloudPage};
+use engine::health::{alarm_ids, AlarmSeverity};
+use engine::store::Backend;
+use engine::testing::TestDb;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tokio::process::{Child, Command};
+
+both_backends!(agents_health_restart_and_refusals);
+
+const INTERVAL_MS: u64 = 500;
+const MISSED: u64 = 3;
+const TICK_MS: u64 = 100;
+const SITES: u32 = 8;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// `murmur-agent` next to `murmur` (cargo builds both for `cargo test --workspace`); built on
+/// demand when only this package's tests were asked for.
+fn agent_bin() -> PathBuf {
+    let murmur = PathBuf::from(env!("CARGO_BIN_EXE_murmur"));
+    let agent = murmur.with_file_name(format!("murmur-agent{}", std::env::consts::EXE_SUFFIX));
+    if !agent.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let ok = std::process::Command::new(cargo)
+            .args(["build", "-p", "agent", "--bin", "murmur-agent"])
+            .status()
+            .expect("run cargo build")
+            .success();
+        assert!(ok, "building murmur-agent");
+    }
+    agent
+}
+
+struct Controller {
+    child: Child,
+    base: String,
+}
+
+async fn start_controller(db: &TestDb, port: u16) -> Controller {
+    let child = Command::new(env!("CARGO_BIN_EXE_murmur"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--database-url",
+            &db.url,
+            "--site-root",
+            &std::env::temp_dir().to_string_lossy(),
+            "--controller-name",
+            "sc-amsterdam",
+            "--report-interval-ms",
+            &INTERVAL_MS.to_string(),
+            "--offline-after-missed",
+            &MISSED.to_string(),
+            "--online-after-reports",
+            "2",
+            "--health-tick-ms",
+            &TICK_MS.to_string(),
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start murmur serve");
+    let base = format!("http://127.0.0.1:{port}");
+    wait_for(Duration::from_secs(30), "controller /healthz", || async {
+        reqwest::get(format!("{base}/healthz"))
+            .await
+            .map(|r| r.status() == StatusCode::OK)
+            .unwrap_or(false)
+    })
+    .await;
+    Controller { child, base }
+}
+
+async fn wait_for<F, Fut>(limit: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !check().await {
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+struct Api {
+    base: String,
+    token: String,
+    client: reqwest::Client,
+}
+
+impl Api {
+    async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
+        let res = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(res.status(), StatusCode::OK, "GET {path}");
+        res.json().await.expect("JSON")
+    }
+
+    async fn detail(&self, name: &str) -> SubcloudDetail {
+        self.get(&format!("/api/v1/subclouds/{name}")).await
+    }
+
+    async fn offline_count(&self) -> u64 {
+        let p: SubcloudPage = self.get("/api/v1/subclouds?availability=offline").await;
+        p.matching
+    }
+}
+
+fn alarm_active(d: &SubcloudDetail, alarm_id: &str) -> bool {
+    d.alarms
+        .iter()
+        .any(|a| a.alarm_id == alarm_id && a.cleared_at.is_none())
+}
+
+async fn fault(control: &str, fault: Value, site: &str) {
+    let res = reqwest::Client::new()
+        .post(format!("{control}/faults"))
+        .json(&json!({ "fault": fault, "selector": { "sites": [site] } }))
+        .send()
+        .await
+        .expect("control API");
+    assert_eq!(res.status(), StatusCode::OK, "{:?}", res.text().await);
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["affected"], 1);
+}
+
+async fn agents_health_restart_and_refusals(b: Backend) {
+    let db = TestDb::new(b).await;
+    let engine = db.engine().await;
+    engine.seed_demo(SITES).await.expect("seed");
+    engine.ensure_demo_users().await.expect("demo users");
+    let admin = engine
+        .list_users(&Actor::system())
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|u| u.name == "admin")
+        .unwrap();
+    let token = engine
+        .create_api_token(&Actor::user(&admin, None), "simulator")
+        .await
+        .unwrap()
+        .secret;
+    let names: Vec<String> = engine
+        .list_subclouds(&Default::default())
+        .await
+        .unwrap()
+        .rows
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    // The last site is left out of the simulator for the hand-made requests below.
+    let (simulated, spare) = names.split_at(names.len() - 1);
+    let spare = spare[0].clone();
+
+    let port = free_port();
+    let mut controller = start_controller(&db, port).await;
+    let api = Api {
+        base: controller.base.clone(),
+        token: token.clone(),
+        client: reqwest::Client::new(),
+    };
+    let control_port = free_port();
+    let control = format!("http://127.0.0.1:{control_port}");
+    let _sim = Command::new(agent_bin())
+        .args([
+            "simulate",
+            "--controller",
+            &controller.base,
+            "--api-token",
+            &token,
+            "--subclouds",
+            &simulated.join(","),
+            "--seed",
+            "7",
+            "--control",
+            &format!("127.0.0.1:{control_port}"),
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start murmur-agent simulate");
+
+    // Every simulated site reports and is online (seeded-offline ones recover); the spare,
+    // which never reports, keeps its seeded state.
+    let spare_seeded = api.detail(&spare).await.summary.availability;
+    let spare_offline = u64::from(spare_seeded == AvailabilityStatus::Offline);
+    wait_for(
+        Duration::from_secs(60),
+        "all simulated sites online",
+        || async { api.offline_count().await == spare_offline },
+    )
+    .await;
+
+    // Live updates: a signed-in browser session's event stream.
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = client
+        .post(format!("{}/login", controller.base))
+        .header("origin", &controller.base)
+        .form(&[
+            ("username", "viewer"),
+            ("password", "viewer-demo-password"),
+            ("next", "/"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let cookie = login
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("murmur_session="))
+        .expect("session cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let anonymous = client
+        .get(format!("{}/api/v1/events", controller.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let mut events = client
+        .get(format!("{}/api/v1/events", controller.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status(), StatusCode::OK);
+    assert!(events.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let first = String::from_utf8(events.chunk().await.unwrap().unwrap().to_vec()).unwrap();
+    assert!(first.contains("event: snapshot"), "{first}");
+
+    // 1. A site taken down: offline and alarmed within interval × threshold + a tick (+ one
+    // interval, since its last report may predate the fault by up to one), not earlier.
+    let victim = simulated[0].clone();
+    fault(&control, json!({"kind": "down"}), &victim).await;
+    let down_at = Instant::now();
+    wait_for(Duration::from_secs(10), "victim offline", || async {
+        api.detail(&victim).await.summary.availability == AvailabilityStatus::Offline
+    })
+    .await;
+    let took = down_at.elapsed();
+    let bound = Duration::from_millis(INTERVAL_MS * (MISSED + 1) + TICK_MS + 300);
+    assert!(took <= bound, "offline after {took:?}, bound {bound:?}");
+    assert!(
+        took >= Duration::from_millis(INTERVAL_MS * (MISSED - 1)),
+        "offline too early: {took:?}"
+    );
+    let d = api.detail(&victim).await;
+    assert!(
+        alarm_active(&d, alarm_ids::SUBCLOUD_OFFLINE)
+            || d.summary.management.as_str() == "unmanaged"
+    );
+    // The stream announced it.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut seen = String::new();
+    while Instant::now() < deadline && !seen.contains(&victim) {
+        if let Ok(Ok(Some(c))) = tokio::time::timeout(Duration::from_secs(1), events.chunk()).await
+        {
+            seen.push_str(&String::from_utf8_lossy(&c));
+        }
+    }
+    assert!(
+        seen.contains("event: change") && seen.contains("health_changed"),
+        "{seen}"
+    );
+
+    // Back up: online again and the alarm is cleared (kept as history).
+    fault(&control, json!({"kind": "up"}), &victim).await;
+    wait_for(Duration::from_secs(10), "victim online", || async {
+        api.detail(&victim).await.summary.availability == AvailabilityStatus::Online
+    })
+    .await;
+    let d = api.detail(&victim).await;
+    assert!(!alarm_active(&d, alarm_ids::SUBCLOUD_OFFLINE));
+    assert!(d.timeline.transitions >= 2, "{:?}", d.timeline);
+
+    // 2. A flapping link inside the hysteresis window changes nothing: down and up every
+    // 700 ms (reports every 500 ms ± 10 %), so the site is never silent for the 1.5 s
+    // offline window: at most 700 ms of outage plus one interval.
+    let flapper = simulated[1].clone();
+    let before = api.detail(&flapper).await;
+    fault(
+        &control,
+        json!({"kind": "flap", "period_ms": 700}),
+        &flapper,
+    )
+    .await;
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(5) {
+        let d = api.detail(&flapper).await;
+        assert_eq!(
+            d.summary.availability,
+            AvailabilityStatus::Online,
+            "flapping site stays online"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    fault(&control, json!({"kind": "heal"}), &flapper).await;
+    let after = api.detail(&flapper).await;
+    assert_eq!(after.timeline.transitions, before.timeline.transitions);
+    assert_eq!(
+        after
+            .alarms
+            .iter()
+            .filter(|a| a.alarm_id == alarm_ids::SUBCLOUD_OFFLINE)
+            .count(),
+        before
+            .alarms
+            .iter()
+            .filter(|a| a.alarm_id == alarm_ids::SUBCLOUD_OFFLINE)
+            .count(),
+    );
+
+    // 3. Controller crash and restart: nothing lost, agents continue.
+    let downed = simulated[2].clone();
+    fault(&control, json!({"kind": "down"}), &downed).await;
+    wait_for(Duration::from_secs(10), "downed offline", || async {
+        api.detail(&downed).await.summary.availability == AvailabilityStatus::Offline
+    })
+    .await;
+    let alarms_before: Vec<i64> = api
+        .detail(&downed)
+        .await
+        .alarms
+        .iter()
+        .filter(|a| a.cleared_at.is_none())
+        .map(|a| a.id)
+        .collect();
+    let stats_before: Value = reqwest::get(format!("{control}/stats"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    controller.child.start_kill().expect("kill controller");
+    controller.child.wait().await.expect("controller exit");
+    tokio::time::sleep(Duration::from_millis(INTERVAL_MS * 2)).await;
+    let controller = start_controller(&db, port).await;
+    wait_for(
+        Duration::from_secs(20),
+        "reports accepted after the restart",
+        || async {
+            let s: Value = reqwest::get(format!("{control}/stats"))
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            s["reports_accepted"].as_u64().unwrap_or(0)
+                > stats_before["reports_accepted"].as_u64().unwrap_or(0) + u64::from(SITES) * 2
+        },
+    )
+    .await;
+    let d = api.detail(&downed).await;
+    assert_eq!(
+        d.summary.availability,
+        AvailabilityStatus::Offline,
+        "state survives the restart"
+    );
+    let alarms_after: Vec<i64> = d
+        .alarms
+        .iter()
+        .filter(|a| a.cleared_at.is_none())
+        .map(|a| a.id)
+        .collect();
+    assert_eq!(
+        alarms_after, alarms_before,
+        "active alarms survive the restart"
+    );
+    // No simulated site that kept reporting was declared offline by the restart.
+    tokio::time::sleep(Duration::from_millis(INTERVAL_MS * (MISSED + 1))).await;
+    let offline: SubcloudPage = api.get("/api/v1/subclouds?availability=offline").await;
+    let offline: Vec<String> = offline.rows.into_iter().map(|r| r.name).collect();
+    let mut views = String::new();
+    for n in &offline {
+        views.push_str(
+            &reqwest::get(format!("{control}/sites?site={n}"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap(),
+        );
+    }
+    let stats = reqwest::get(format!("{control}/stats"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        offline.len() as u64,
+        spare_offline + 1,
+        "offline after the restart: {offline:?} (downed {downed}, spare {spare}) {views} {stats}"
+    );
+    fault(&control, json!({"kind": "up"}), &downed).await;
+    wait_for(Duration::from_secs(10), "downed back online", || async {
+        api.detail(&downed).await.summary.availability == AvailabilityStatus::Online
+    })
+    .await;
+
+    // 4. Bad credentials, replays and malformed reports are refused and change nothing.
+    let http = reqwest::Client::new();
+    let issued: Value = http
+        .post(format!("{}/api/v1/enrollments", controller.base))
+        .bearer_auth(&token)
+        .json(&json!({ "subclouds": [spare] }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let enrollment_token = issued["enrollments"][0]["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let enroll = |t: &str| json!({"protocol": 1, "subcloud": spare, "enrollment_token": t});
+    let res = http
+        .post(format!("{}/agent/v1/enroll", controller.base))
+        .json(&enroll("mme_wrong"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let res = http
+        .post(format!("{}/agent/v1/enroll", controller.base))
+        .json(&enroll(&enrollment_token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let secret = res.json::<Value>().await.unwrap()["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let res = http
+        .post(format!("{}/agent/v1/enroll", controller.base))
+        .json(&enroll(&enrollment_token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::UNAUTHORIZED,
+        "an enrollment token works once"
+    );
+    let spare_before = api.detail(&spare).await;
+    let report = |seq: u64, version: &str| {
+        json!({
+            "protocol": 1, "seq": seq, "sent_at": 0, "health": "healthy",
+            "software_version": version,
+            "alarms": [{"alarm_id": "100.101", "severity": "minor", "entity": "host=controller-0", "reason": "CPU"}],
+        })
+    };
+    let post = |secret: String, body: String| {
+        let http = http.clone();
+        let url = format!("{}/agent/v1/report", controller.base);
+        async move {
+            http.post(url)
+                .bearer_auth(secret)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let wrong = format!("{}0", &secret[..secret.len() - 1]);
+    let wrong = if wrong == secret {
+        format!("{}1", &secret[..secret.len() - 1])
+    } else {
+        wrong
+    };
+    for (cred, body, status) in [
+        (
+            wrong.clone(),
+            report(5, "99.99").to_string(),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "mmt_not_a_subcloud".to_string(),
+            report(5, "99.99").to_string(),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            secret.clone(),
+            "{\"protocol\":1,\"seq\":".to_string(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            secret.clone(),
+            report(5, "bad\u{202e}").to_string(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            secret.clone(),
+            json!({"protocol": 1}).to_string(),
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        let res = post(cred, body.clone()).await;
+        assert_eq!(res.status(), status, "{body}");
+        let v: Value = res.json().await.unwrap();
+        assert!(v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
+    }
+    tokio::time::sleep(Duration::from_millis(TICK_MS * 3)).await;
+    let spare_after = api.detail(&spare).await;
+    assert_eq!(
+        spare_after.summary.software_version,
+        spare_before.summary.software_version
+    );
+    // (Enrolled but silent, the spare may go offline meanwhile: that alarm is the
+    // controller's; none of the refused reports' alarms may appear.)
+    assert!(!spare_after.alarms.iter().any(|a| a.alarm_id == "100.101"));
+    // A good report is taken; the same report again is a replay.
+    let res = post(secret.clone(), report(5, "26.03").to_string()).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let answer: Value = res.json().await.unwrap();
+    assert_eq!(answer["accepted_seq"], 5);
+    assert_eq!(answer["controllers"][0]["name"], "sc-amsterdam");
+    let res = post(secret.clone(), report(5, "26.04").to_string()).await;
+    assert_eq!(res.status(), StatusCode::CONFLICT);
+    wait_for(Duration::from_secs(5), "spare's report stored", || async {
+        api.detail(&spare).await.summary.software_version == "26.03"
+    })
+    .await;
+    let d = api.detail(&spare).await;
+    assert!(d.alarms.iter().any(|a| a.alarm_id == "100.101"
+        && a.severity == AlarmSeverity::Minor
+        && a.cleared_at.is_none()));
+    // Revoked: refused from then on.
+    let res = http
+        .delete(format!(
+            "{}/api/v1/subclouds/{spare}/agent",
+            controller.base
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let res = post(secret.clone(), report(6, "26.03").to_string()).await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+}
