@@ -23,6 +23,8 @@ pub enum Event {
     },
     /// A user account was created or changed.
     UserChanged { name: String },
+    /// A subcloud was added to the inventory.
+    SubcloudAdded { name: String, at: Millis },
     /// Agent credentials were issued, used or revoked.
     AgentsChanged { subclouds: u64, at: Millis },
     /// A command for an agent was queued or progressed.

@@ -22,6 +22,7 @@ both_backends!(
     agent_alarms_and_sync_are_mirrored_and_acknowledged,
     restart_keeps_sequence_and_state,
     commands_are_delivered_until_acknowledged,
+    an_added_subcloud_enrolls_and_comes_online,
 );
 
 const INTERVAL: i64 = 1_000;
@@ -635,4 +636,71 @@ async fn commands_are_delivered_until_acknowledged(b: Backend) {
         .await
         .unwrap();
     assert_eq!(state, "succeeded");
+}
+
+async fn an_added_subcloud_enrolls_and_comes_online(b: Backend) {
+    let (_db, engine) = setup(b, 2).await;
+    let new = engine::fleet::NewSubcloud {
+        name: "grenoble-0001".into(),
+        description: "new site".into(),
+        city: "Grenoble".into(),
+        country: "France".into(),
+        region: "Europe".into(),
+        lat: 45.19,
+        lon: 5.72,
+        group: None,
+        peer_group: None,
+        controller: "sc-amsterdam".into(),
+    };
+    assert!(matches!(
+        engine.add_subcloud(&operator(), &new).await,
+        Err(engine::Error::Forbidden(_))
+    ));
+    let mut bad = new.clone();
+    bad.region = "Atlantis".into();
+    match engine.add_subcloud(&Actor::system(), &bad).await {
+        Err(engine::Error::Validation(v)) => assert_eq!(v.field, "region"),
+        other => panic!("{other:?}"),
+    }
+    let mut bad = new.clone();
+    bad.lat = 95.0;
+    assert!(matches!(
+        engine.add_subcloud(&Actor::system(), &bad).await,
+        Err(engine::Error::Validation(_))
+    ));
+    let t = engine.add_subcloud(&Actor::system(), &new).await.unwrap();
+    assert!(matches!(
+        engine.add_subcloud(&Actor::system(), &new).await,
+        Err(engine::Error::Conflict(_))
+    ));
+    let d = engine.subcloud_detail("grenoble-0001").await.unwrap();
+    assert_eq!(d.summary.availability, AvailabilityStatus::Offline);
+    assert_eq!(d.endpoints.len(), EndpointType::ALL.len());
+    let e = engine
+        .enroll_agent(&EnrollRequest {
+            protocol: PROTOCOL_VERSION,
+            subcloud: t.subcloud,
+            enrollment_token: t.token,
+        })
+        .await
+        .unwrap();
+    let g = engine.agent_gateway().unwrap().clone();
+    let t0 = Millis::now().0;
+    for k in 0..2 {
+        g.accept_report(
+            &e.secret,
+            report((t0 + k) as u64),
+            Millis(t0 + k * INTERVAL),
+        )
+        .unwrap();
+        engine.health_tick(Millis(t0 + k * INTERVAL)).await.unwrap();
+    }
+    let d = engine.subcloud_detail("grenoble-0001").await.unwrap();
+    assert_eq!(d.summary.availability, AvailabilityStatus::Online);
+    assert_eq!(d.summary.sync_status, SyncStatus::InSync);
+    assert_eq!(d.summary.software_version, "25.09");
+    let audit = engine.recent_audit(20).await.unwrap();
+    assert!(audit
+        .iter()
+        .any(|a| a.entry.action == "subcloud.added" && a.entry.target == "subcloud:grenoble-0001"));
 }

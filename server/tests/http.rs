@@ -95,7 +95,50 @@ both_backends!(
     rest_api_matches_the_engine,
     rest_api_refuses_bad_input_clearly,
     server_functions_answer_json,
+    event_stream_resyncs_a_client_that_fell_behind,
 );
+
+/// Reads the event stream until `needle` appears (or 10 s pass); returns what was read.
+async fn read_until(res: &mut reqwest::Response, needle: &str) -> String {
+    let mut seen = String::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !seen.contains(needle) && std::time::Instant::now() < deadline {
+        match tokio::time::timeout(std::time::Duration::from_secs(2), res.chunk()).await {
+            Ok(Ok(Some(c))) => seen.push_str(&String::from_utf8_lossy(&c)),
+            Ok(_) => break,
+            Err(_) => {}
+        }
+    }
+    seen
+}
+
+async fn event_stream_resyncs_a_client_that_fell_behind(b: Backend) {
+    use engine::events::{Event, EventBus};
+    let app = TestApp::spawn(b, 10).await;
+    let mut res = app.get("/api/v1/events").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let first = read_until(&mut res, "\n\n").await;
+    assert!(first.starts_with("event: snapshot"), "{first}");
+    // One event: a coalesced `change` naming it.
+    app.engine.events().publish(Event::UserChanged {
+        name: "alice".into(),
+    });
+    let change = read_until(&mut res, "alice").await;
+    assert!(
+        change.contains("event: change") && change.contains("user_changed"),
+        "{change}"
+    );
+    // A burst larger than the bus holds while the client waits: it gets a fresh snapshot
+    // instead of a partial history.
+    for i in 0..(EventBus::CAPACITY + 100) {
+        app.engine.events().publish(Event::UserChanged {
+            name: format!("u{i}"),
+        });
+    }
+    let generation = app.engine.events().generation();
+    let resync = read_until(&mut res, &format!("\"generation\":{generation}")).await;
+    assert!(resync.contains("event: snapshot"), "{resync}");
+}
 
 async fn overview_page_shows_engine_figures(b: Backend) {
     let app = TestApp::spawn(b, 400).await;

@@ -513,6 +513,88 @@ impl Engine {
         Ok(out)
     }
 
+    /// Issues one subcloud's enrollment token inside the caller's transaction (the caller
+    /// writes the audit entry). Used when a subcloud is added.
+    pub(crate) async fn issue_enrollment_in(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        _actor: &Actor,
+        subcloud_id: i64,
+        now: Millis,
+    ) -> Result<SiteEnrollment> {
+        let ttl = self
+            .agent_gateway()
+            .map(|g| g.policy.enrollment_ttl)
+            .unwrap_or(IntakePolicy::default().enrollment_ttl);
+        let expires_at = Millis(now.0.saturating_add(millis(ttl)));
+        let token = format!("{ENROLLMENT_PREFIX}{}", random_hex());
+        sqlx::query(
+            "INSERT INTO subcloud_agents (subcloud_id, enrollment_hash, enrollment_expires_at, updated_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (subcloud_id) DO UPDATE SET \
+             enrollment_hash = excluded.enrollment_hash, \
+             enrollment_expires_at = excluded.enrollment_expires_at, updated_at = excluded.updated_at",
+        )
+        .bind(subcloud_id)
+        .bind(hex(&sha256(&token)))
+        .bind(expires_at.0)
+        .bind(now.0)
+        .execute(&mut **tx)
+        .await?;
+        let r = sqlx::query(
+            "SELECT s.name, r.name, s.lat, s.lon, s.software_version, c.name \
+             FROM subclouds s JOIN regions r ON r.id = s.region_id \
+             JOIN system_controllers c ON c.id = s.controller_id WHERE s.id = $1",
+        )
+        .bind(subcloud_id)
+        .fetch_one(&mut **tx)
+        .await?;
+        Ok(SiteEnrollment {
+            subcloud: r.try_get(0)?,
+            token,
+            expires_at,
+            region: r.try_get(1)?,
+            lat: r.try_get(2)?,
+            lon: r.try_get(3)?,
+            software_version: r.try_get(4)?,
+            controller: r.try_get(5)?,
+        })
+    }
+
+    /// Makes a newly added subcloud known to the running gateway (its reports are refused
+    /// until it enrolls).
+    pub(crate) async fn register_agent(
+        &self,
+        id: i64,
+        name: &str,
+        peer_group_id: Option<i64>,
+    ) -> Result<()> {
+        let Some(g) = self.agent_gateway() else {
+            return Ok(());
+        };
+        let epoch: i64 = match peer_group_id {
+            Some(p) => sqlx::query_scalar("SELECT owner_epoch FROM peer_groups WHERE id = $1")
+                .bind(p)
+                .fetch_optional(self.store.pool())
+                .await?
+                .unwrap_or(0),
+            None => 0,
+        };
+        g.lock().agents.insert(
+            id,
+            AgentEntry {
+                name: name.to_string(),
+                managed: false,
+                secret_hash: None,
+                last_seq: 0,
+                owner_epoch: u64::try_from(epoch).unwrap_or(0),
+                tracker: AvailabilityTracker::new(AvailabilityStatus::Offline, Millis::now()),
+                tracked: false,
+                stored: None,
+            },
+        );
+        Ok(())
+    }
+
     /// Exchanges an enrollment token for the subcloud's secret, once. Any previous secret of
     /// the subcloud stops working.
     pub async fn enroll_agent(&self, req: &EnrollRequest) -> Result<Enrollment, IntakeError> {

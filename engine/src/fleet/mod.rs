@@ -1,6 +1,7 @@
 //! Fleet inventory: subclouds, subcloud groups, system controllers and peer groups; the
 //! subcloud list query; the fleet overview; and the deterministic demo fleet.
 
+mod add;
 pub mod cities;
 mod model;
 mod query;
@@ -10,6 +11,7 @@ pub mod demo;
 #[cfg(feature = "store")]
 mod store;
 
+pub use add::NewSubcloud;
 pub use model::*;
 pub use query::*;
 

@@ -233,9 +233,11 @@ impl Engine {
         if seqs.is_empty() && plans.is_empty() {
             return Ok(out);
         }
+        let backend = self.store.backend();
         let mut tx = self.store.pool().begin().await?;
         bulk_update(
             &mut tx,
+            backend,
             "subcloud_agents",
             "subcloud_id",
             &["last_seq", "last_report_at"],
@@ -376,6 +378,7 @@ impl Engine {
         // Availability first: a subcloud coming online then gets its endpoints' sync below.
         bulk_update(
             &mut tx,
+            backend,
             "subclouds",
             "id",
             &["availability", "sync_status", "updated_at"],
@@ -408,6 +411,7 @@ impl Engine {
         .await?;
         bulk_update(
             &mut tx,
+            backend,
             "subcloud_agents",
             "subcloud_id",
             &[
@@ -425,6 +429,7 @@ impl Engine {
         .await?;
         bulk_update(
             &mut tx,
+            backend,
             "subclouds",
             "id",
             &["software_version", "updated_at"],
@@ -442,6 +447,7 @@ impl Engine {
         .await?;
         bulk_update(
             &mut tx,
+            backend,
             "subclouds",
             "id",
             &["sync_status", "updated_at"],
@@ -634,6 +640,7 @@ impl Engine {
             .collect();
         bulk_update(
             &mut tx,
+            backend,
             "subclouds",
             "id",
             &[

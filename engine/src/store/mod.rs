@@ -262,16 +262,45 @@ impl Sql<'_> {
 /// Rows per bulk statement: well under both backends' parameter limits.
 const BULK_ROWS: usize = 400;
 
-/// `UPDATE table SET set_cols… FROM (VALUES …) WHERE key = …` in chunks: one statement per
-/// few hundred rows instead of one per row. Each row is the key followed by the new values.
-/// (Derived VALUES columns are named `column1…` on both SQLite and PostgreSQL.)
+/// Updates many rows by key in the caller's transaction. Each row is the key followed by the
+/// new values of `set_cols`.
+///
+/// PostgreSQL: `UPDATE … FROM (VALUES …)` a few hundred rows per statement (one round trip
+/// each instead of one per row). SQLite: one cached prepared `UPDATE … WHERE key = $1` per row,
+/// which is in-process and cheap; its planner would scan the whole table for every VALUES row
+/// of the joined form (measured: seconds per tick at 20,000 subclouds).
 pub(crate) async fn bulk_update(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    backend: Backend,
     table: &str,
     key: &str,
     set_cols: &[&str],
     rows: Vec<Vec<Cell>>,
 ) -> Result<()> {
+    if backend == Backend::Sqlite {
+        let assignments: Vec<String> = set_cols
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c} = ${}", i + 2))
+            .collect();
+        let sql = format!(
+            "UPDATE {table} SET {} WHERE {key} = $1",
+            assignments.join(", ")
+        );
+        for row in rows {
+            let mut q = sqlx::query(&sql);
+            for c in row {
+                q = match c {
+                    Cell::Int(v) => q.bind(v),
+                    Cell::OptInt(v) => q.bind(v),
+                    Cell::Text(v) => q.bind(v),
+                };
+            }
+            q.execute(&mut **tx).await?;
+        }
+        return Ok(());
+    }
+    // Derived VALUES columns are named `column1…` on PostgreSQL.
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
         let assignments: Vec<String> = set_cols

@@ -29,6 +29,19 @@ pub async fn issue(
     }))
 }
 
+/// `POST /api/v1/subclouds`: adds a subcloud; the answer (201) carries its agent's one-time
+/// enrollment token.
+pub async fn add_subcloud(
+    State(s): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    JsonBody(new): JsonBody<engine::fleet::NewSubcloud>,
+) -> Result<(StatusCode, Json<SiteEnrollment>), HttpError> {
+    Ok((
+        StatusCode::CREATED,
+        Json(s.engine.add_subcloud(&actor, &new).await?),
+    ))
+}
+
 /// `DELETE /api/v1/subclouds/{name}/agent`: revokes the subcloud's agent credential.
 pub async fn revoke(
     State(s): State<AppState>,

@@ -26,6 +26,9 @@ enum Next {
     Listen,
 }
 
+/// One step of the stream: the message and the state for the next.
+type Step = Option<(Result<SseEvent, Infallible>, (Receiver<Event>, Next))>;
+
 pub async fn stream(
     State(s): State<AppState>,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
@@ -69,10 +72,7 @@ pub async fn stream(
     Sse::new(messages).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
 
-fn lagged(
-    rx: Receiver<Event>,
-    bus: &engine::events::EventBus,
-) -> Option<(Result<SseEvent, Infallible>, (Receiver<Event>, Next))> {
+fn lagged(rx: Receiver<Event>, bus: &engine::events::EventBus) -> Step {
     // Skip what is queued; the snapshot covers it.
     let rx = rx.resubscribe();
     let msg = SseEvent::default()

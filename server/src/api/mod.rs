@@ -37,7 +37,7 @@ where
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/overview", get(fleet::overview))
-        .route("/subclouds", get(fleet::list))
+        .route("/subclouds", get(fleet::list).post(agents::add_subcloud))
         .route("/subclouds/{name}", get(fleet::detail))
         .route("/controllers", get(fleet::controllers))
         .route("/subcloud-groups", get(fleet::groups))
