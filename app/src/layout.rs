@@ -5,6 +5,7 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_location;
 
 use crate::auth::get_current_user;
+use crate::live::LiveIndicator;
 use engine::auth::Role;
 
 /// Header, navigation and the main content area around every page.
@@ -27,6 +28,12 @@ pub fn Frame(children: Children) -> impl IntoView {
         }
     });
     let me = Resource::new(|| (), |_| get_current_user());
+    // Live updates need a session: the stream opens once someone is known to be signed in.
+    Effect::new(move |_| {
+        if let Some(Ok(Some(_))) = me.get() {
+            crate::live::start();
+        }
+    });
     view! {
         <a class="skip-link" href="#main">"Skip to content"</a>
         <header class="topbar">
@@ -45,11 +52,13 @@ pub fn Frame(children: Children) -> impl IntoView {
                                 <ul>
                                     <li><a href="/" aria-current=move || current("/")>"Overview"</a></li>
                                     <li><a href="/subclouds" aria-current=move || current("/subclouds")>"Subclouds"</a></li>
+                                    <li><a href="/alarms" aria-current=move || current("/alarms")>"Alarms"</a></li>
                                     {audit.then(|| view! { <li><a href="/audit" aria-current=move || current("/audit")>"Audit"</a></li> })}
                                     {admin.then(|| view! { <li><a href="/users" aria-current=move || current("/users")>"Users"</a></li> })}
                                 </ul>
                             </nav>
                             <div class="user-menu">
+                                <LiveIndicator/>
                                 <a href="/account" class="user-name" aria-current=move || current("/account") data-user-role=u.role.as_str()>
                                     {u.name.clone()} <span class="role">{format!("({})", u.role)}</span>
                                 </a>

@@ -1,16 +1,18 @@
 #![recursion_limit = "256"]
 //! Murmuration's dashboard: server-rendered Leptos pages that hydrate in the browser.
 //!
-//! Organised by feature (`fleet`: overview, subcloud list and detail) with shared pieces in
-//! `components` and the page frame in `layout`. Server functions live next to the pages
+//! Organised by feature (`fleet`: overview, subcloud list and detail; `alarms`; `auth`) with
+//! shared pieces in `components`, the page frame in `layout` and live updates in `live`. Server functions live next to the pages
 //! that use them and only adapt the engine: authorise, call, map errors. The engine is a
 //! dependency only under the `ssr` feature, so nothing server-side reaches the wasm bundle.
 
+pub mod alarms;
 pub mod auth;
 pub mod components;
 pub mod error;
 pub mod fleet;
 pub mod layout;
+pub mod live;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Stylesheet, Title};
@@ -42,6 +44,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    live::provide_live_updates();
     // Hand this response's script nonce to the server's security-headers layer, which puts
     // it in the Content-Security-Policy.
     #[cfg(feature = "ssr")]
@@ -71,6 +74,7 @@ pub fn App() -> impl IntoView {
                         view=fleet::SubcloudPage
                         ssr=SsrMode::Async
                     />
+                    <Route path=path!("/alarms") view=alarms::AlarmsPage ssr=SsrMode::Async/>
                     <Route path=path!("/login") view=auth::LoginPage ssr=SsrMode::Async/>
                     <Route path=path!("/setup") view=auth::SetupPage ssr=SsrMode::Async/>
                     <Route path=path!("/users") view=auth::UsersPage ssr=SsrMode::Async/>

@@ -202,11 +202,26 @@ pub async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -
 
     let mut expired = false;
     if let Some(token) = cookie_value(req.headers(), SESSION_COOKIE) {
-        match state
-            .engine
-            .authenticate_session(&token, state.session_policy)
-            .await
-        {
+        // A page refreshing itself after a live update is not the user being active: it must
+        // not keep an unattended session alive past its idle limit.
+        let background = class == RouteClass::ServerFn
+            && req.method() == Method::GET
+            && req
+                .uri()
+                .query()
+                .is_some_and(|q| q.split('&').any(|p| p == "background=true"));
+        let checked = if background {
+            state
+                .engine
+                .check_session(&token, state.session_policy)
+                .await
+        } else {
+            state
+                .engine
+                .authenticate_session(&token, state.session_policy)
+                .await
+        };
+        match checked {
             Ok(user) => {
                 req.extensions_mut()
                     .insert(Actor::user(&user, Some(addr.clone())));

@@ -22,6 +22,14 @@ struct TestApp {
 
 impl TestApp {
     async fn spawn(backend: Backend, subclouds: u32) -> Self {
+        Self::spawn_with(backend, subclouds, Default::default()).await
+    }
+
+    async fn spawn_with(
+        backend: Backend,
+        subclouds: u32,
+        session: engine::auth::SessionPolicy,
+    ) -> Self {
         let db = TestDb::new(backend).await;
         let engine = db.engine().await;
         engine.seed_demo(subclouds).await.expect("seed");
@@ -32,7 +40,7 @@ impl TestApp {
             site_root: std::env::temp_dir(),
             log_format: LogFormat::Text,
             public_url: None,
-            session: Default::default(),
+            session,
             health: Default::default(),
         };
         let app = Application::build(&config, engine.clone())
@@ -96,7 +104,38 @@ both_backends!(
     rest_api_refuses_bad_input_clearly,
     server_functions_answer_json,
     event_stream_resyncs_a_client_that_fell_behind,
+    background_refreshes_do_not_keep_a_session_alive,
 );
+
+async fn background_refreshes_do_not_keep_a_session_alive(b: Backend) {
+    use std::time::Duration;
+    let policy = engine::auth::SessionPolicy {
+        idle: Duration::from_millis(2_000),
+        absolute: Duration::from_secs(3_600),
+    };
+    let app = TestApp::spawn_with(b, 5, policy).await;
+    // User activity (a plain call) keeps the session: three calls 1.2 s apart, 3.6 s in all.
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(1_200)).await;
+        assert_eq!(app.get("/ui/fleet/overview").await.status(), StatusCode::OK);
+    }
+    // Live refreshes alone do not: answered while the session lasts, then it expires.
+    let user = app.login("viewer", "viewer-demo-password").await;
+    let call = |path: &'static str| {
+        app.client
+            .get(format!("{}{path}", app.base))
+            .header("cookie", &user)
+            .send()
+    };
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    assert_eq!(call("/ui/fleet/overview?background=true").await.unwrap().status(), StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    assert_eq!(
+        call("/ui/fleet/overview?background=true").await.unwrap().status(),
+        StatusCode::UNAUTHORIZED,
+        "2.4 s without user activity ends a 2 s idle session"
+    );
+}
 
 /// Reads the event stream until `needle` appears (or 10 s pass); returns what was read.
 async fn read_until(res: &mut reqwest::Response, needle: &str) -> String {

@@ -17,6 +17,7 @@ use engine::audit::AuditQuery;
 use engine::auth::{Actor, ApiToken, Role, User};
 use engine::both_backends;
 use engine::fleet::{Overview, SubcloudQuery};
+use engine::health::AlarmQuery;
 use engine::store::Backend;
 use engine::testing::TestDb;
 use engine::time::Millis;
@@ -52,6 +53,8 @@ struct TestApp {
     viewer: String,
     /// A real subcloud name.
     subcloud: String,
+    /// An active, unacknowledged alarm (its store id), for the acknowledge route.
+    alarm: i64,
     _db: TestDb,
 }
 
@@ -102,6 +105,7 @@ impl TestApp {
             log_format: LogFormat::Text,
             public_url: public_url.map(str::to_string),
             session: Default::default(),
+            health: Default::default(),
         };
         let app = Application::build(&config, engine.clone())
             .await
@@ -121,6 +125,17 @@ impl TestApp {
             .rows[0]
             .name
             .clone();
+        let alarm = engine
+            .alarm_page(&AlarmQuery {
+                acknowledged: Some(false),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .rows
+            .first()
+            .expect("the demo fleet has an active, unacknowledged alarm")
+            .id;
         let mut app = Self {
             base,
             origin,
@@ -130,6 +145,7 @@ impl TestApp {
             operator: String::new(),
             viewer: String::new(),
             subcloud,
+            alarm,
             _db: db,
         };
         app.admin = app.login("admin", ADMIN_PASSWORD).await;
@@ -562,6 +578,8 @@ enum Access {
     OwnAccount,
     /// Admins and operators (audit log).
     Audit,
+    /// Admins and operators (fleet actions: acknowledging alarms).
+    Operate,
     /// Admins only (user management).
     Admin,
 }
@@ -587,8 +605,8 @@ impl Route {
 
 /// Every route of the controller, in an order in which the admin crawl can run them all
 /// (creations before the changes that need them, logout last). `own_token` is an API token id
-/// of the admin's for the revoke.
-fn route_table(subcloud: &str, own_token: i64) -> Vec<Route> {
+/// of the admin's for the revoke; `alarm` an active, unacknowledged alarm's id.
+fn route_table(subcloud: &str, own_token: i64, alarm: i64) -> Vec<Route> {
     use Access::*;
     use Kind::*;
     let get = |kind, path: &'static str, target: String, access| Route {
@@ -625,6 +643,12 @@ fn route_table(subcloud: &str, own_token: i64) -> Vec<Route> {
         get(Page, "/users", "/users".into(), Admin),
         get(Page, "/account", "/account".into(), OwnAccount),
         get(Page, "/audit", "/audit".into(), Audit),
+        get(
+            Page,
+            "/alarms",
+            "/alarms?severity=critical&severity=major&state=all&ack=no".into(),
+            Anyone,
+        ),
         // REST.
         get(Rest, "/api/v1/overview", "/api/v1/overview".into(), Anyone),
         get(
@@ -692,6 +716,12 @@ fn route_table(subcloud: &str, own_token: i64) -> Vec<Route> {
             "/ui/audit/page?query[page]=1&query[per_page]=20".into(),
             Audit,
         ),
+        get(
+            ServerFn,
+            "/ui/alarms/page",
+            "/ui/alarms/page?severities[0]=critical&state=active&page=1&per_page=10".into(),
+            Anyone,
+        ),
         // Server functions: changes.
         post(
             ServerFn,
@@ -746,6 +776,12 @@ fn route_table(subcloud: &str, own_token: i64) -> Vec<Route> {
             ]),
             OwnAccount,
         ),
+        post(
+            ServerFn,
+            "/ui/alarms/acknowledge",
+            form(&[("ids[]", &alarm.to_string()), ("back", "?state=active")]),
+            Operate,
+        ),
         // Form posts.
         post(Form, "/logout", String::new(), OwnAccount),
     ]
@@ -767,7 +803,7 @@ async fn engine_token(app: &TestApp, user: &str, name: &str) -> (i64, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn route_table_is_complete() {
     let app = TestApp::spawn(Backend::Sqlite).await;
-    let table = route_table(&app.subcloud, 1);
+    let table = route_table(&app.subcloud, 1, app.alarm);
 
     let mut registered: Vec<(String, String)> = leptos::server_fn::axum::server_fn_paths()
         .map(|(p, m)| (p.to_string(), m.to_string()))
@@ -831,7 +867,7 @@ both_backends!(
 async fn crawl_anonymous_and_garbage_cookie(b: Backend) {
     let app = TestApp::spawn(b).await;
     let (own, _) = engine_token(&app, "admin", "crawl").await;
-    let table = route_table(&app.subcloud, own);
+    let table = route_table(&app.subcloud, own, app.alarm);
     let before = app.snapshot().await;
     let garbage = "murmur_session=not-a-session-3f9c";
     for (cookie, expired) in [(None, false), (Some(garbage), true)] {
@@ -902,7 +938,7 @@ async fn crawl_anonymous_and_garbage_cookie(b: Backend) {
 async fn crawl_viewer_is_read_only(b: Backend) {
     let app = TestApp::spawn(b).await;
     let (own, _) = engine_token(&app, "admin", "crawl").await;
-    let table = route_table(&app.subcloud, own);
+    let table = route_table(&app.subcloud, own, app.alarm);
     let before = app.snapshot().await;
     for r in &table {
         let what = format!("viewer {} {}", r.method, r.target);
@@ -1012,10 +1048,11 @@ async fn crawl_viewer_is_read_only(b: Backend) {
 async fn crawl_operator_cannot_manage_users(b: Backend) {
     let app = TestApp::spawn(b).await;
     let (own, _) = engine_token(&app, "admin", "crawl").await;
-    let table = route_table(&app.subcloud, own);
+    let table = route_table(&app.subcloud, own, app.alarm);
     let before = app.snapshot().await;
     for r in table.iter().filter(|r| r.kind != Kind::Form) {
-        if r.mutating() && r.access == Access::OwnAccount {
+        // Own account: allowed, not a change to others. Fleet actions: allowed, checked below.
+        if r.mutating() && matches!(r.access, Access::OwnAccount | Access::Operate) {
             continue;
         }
         let what = format!("operator {} {}", r.method, r.target);
@@ -1048,6 +1085,27 @@ async fn crawl_operator_cannot_manage_users(b: Backend) {
     }
     assert_unchanged(&app, &before, "an operator changed users").await;
     assert_eq!(app.user("operator").await.unwrap().role, Role::Operator);
+    // Fleet actions are the operator's: each one works (and is audited).
+    for r in table
+        .iter()
+        .filter(|r| r.mutating() && r.access == Access::Operate)
+    {
+        let res = app
+            .call(r.method.clone(), &r.target, Some(&app.operator), &r.body)
+            .await;
+        assert_eq!(
+            res.status,
+            StatusCode::OK,
+            "operator {}: {}",
+            r.target,
+            res.body
+        );
+    }
+    assert!(app
+        .audit()
+        .await
+        .iter()
+        .any(|r| r.entry.actor == "operator" && r.entry.action == "alarm.acknowledged"));
     // The admin still signs in with the old password.
     app.login("admin", ADMIN_PASSWORD).await;
 }
@@ -1055,7 +1113,7 @@ async fn crawl_operator_cannot_manage_users(b: Backend) {
 async fn crawl_admin_can_do_everything(b: Backend) {
     let app = TestApp::spawn(b).await;
     let (own, _) = engine_token(&app, "admin", "crawl").await;
-    let table = route_table(&app.subcloud, own);
+    let table = route_table(&app.subcloud, own, app.alarm);
     for r in &table {
         let what = format!("admin {} {}", r.method, r.target);
         let res = app
@@ -1101,6 +1159,7 @@ async fn crawl_admin_can_do_everything(b: Backend) {
         "token.create",
         "token.revoke",
         "user.password_change",
+        "alarm.acknowledged",
         "auth.logout",
     ] {
         assert!(actions.iter().any(|x| x == a), "no {a} in {actions:?}");
@@ -1118,14 +1177,14 @@ async fn viewer_and_operator_are_refused_with_403() {
     for b in BACKENDS {
         let app = TestApp::spawn(b).await;
         let (own, _) = engine_token(&app, "admin", "crawl").await;
-        for r in route_table(&app.subcloud, own) {
+        for r in route_table(&app.subcloud, own, app.alarm) {
             for (who, cookie, role) in [
                 ("operator", app.operator.as_str(), Role::Operator),
                 ("viewer", app.viewer.as_str(), Role::Viewer),
             ] {
                 let refused = match r.access {
                     Access::Admin => true,
-                    Access::Audit => role == Role::Viewer,
+                    Access::Audit | Access::Operate => role == Role::Viewer,
                     _ => false,
                 };
                 if !refused {
@@ -1365,7 +1424,7 @@ async fn rest_endpoints_refuse_bad_input(b: Backend) {
     assert_eq!(res.status, StatusCode::NOT_FOUND);
     assert_refused_clearly(&res, "unknown subcloud");
     // Methods the REST API does not have.
-    for r in route_table(&app.subcloud, 1)
+    for r in route_table(&app.subcloud, 1, app.alarm)
         .iter()
         .filter(|r| r.kind == Kind::Rest)
     {
@@ -1885,7 +1944,7 @@ async fn oversized_requests_are_refused(b: Backend) {
     let app = TestApp::spawn(b).await;
     let before = app.snapshot().await;
     let big = vec![b'x'; 70 * 1024];
-    let mut targets: Vec<(Method, String)> = route_table(&app.subcloud, 1)
+    let mut targets: Vec<(Method, String)> = route_table(&app.subcloud, 1, app.alarm)
         .into_iter()
         .map(|r| (r.method, r.target))
         .collect();
@@ -2350,7 +2409,7 @@ fn assert_common_headers(res: &Answer, what: &str, hsts: bool) {
 async fn security_headers_and_cookies() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     let mut seen_nonces = Vec::new();
-    for r in route_table(&app.subcloud, 1)
+    for r in route_table(&app.subcloud, 1, app.alarm)
         .iter()
         .filter(|r| r.kind == Kind::Page)
     {
@@ -2498,7 +2557,7 @@ async fn api_tokens(b: Backend) {
 
     // Every REST read works with a token of any role.
     for token in [&admin_token, &viewer_token, &operator_token] {
-        for r in route_table(&app.subcloud, 1)
+        for r in route_table(&app.subcloud, 1, app.alarm)
             .iter()
             .filter(|r| r.kind == Kind::Rest)
         {
@@ -2514,7 +2573,7 @@ async fn api_tokens(b: Backend) {
 
     // Tokens are for the REST API only: pages, server functions and forms refuse them.
     let before = app.snapshot().await;
-    for r in route_table(&app.subcloud, admin_id)
+    for r in route_table(&app.subcloud, admin_id, app.alarm)
         .iter()
         .filter(|r| r.kind != Kind::Rest)
     {

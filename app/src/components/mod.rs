@@ -135,6 +135,25 @@ pub fn query_pairs(
         .collect()
 }
 
+/// Submits the form a control belongs to, through the router when hydrated (filters that
+/// apply as soon as they change). Without JavaScript the form's Apply button does it.
+pub fn submit_enclosing_form(ev: leptos::ev::Event) {
+    #[cfg(feature = "hydrate")]
+    {
+        use leptos::wasm_bindgen::JsCast;
+        if let Some(form) = ev
+            .target()
+            .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+            .and_then(|e| e.closest("form").ok().flatten())
+            .and_then(|f| f.dyn_into::<web_sys::HtmlFormElement>().ok())
+        {
+            let _ = form.request_submit();
+        }
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = ev;
+}
+
 /// Thousands separators, locale-free (the server and browser must render the same text).
 pub fn group_digits(n: u64) -> String {
     let s = n.to_string();

@@ -1,21 +1,34 @@
-//! One subcloud: every field, the per-endpoint sync table and its alarms.
+//! One subcloud: every field, availability over the last 24 h, its agent, the per-endpoint
+//! sync table and its alarms. Live updates refresh it in place.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
 use super::get_subcloud_detail;
+use super::timeline::AvailabilitySection;
 use crate::components::{
     alarm_status_tone, availability_tone, deploy_tone, management_tone, severity_tone, sync_tone,
-    Badge, ErrorPanel,
+    Badge, ErrorPanel, Tone,
 };
+use crate::live::{use_live, LastGood, Refresh, Shown, StaleNotice};
+use engine::agents::AgentStatus;
 use engine::fleet::SubcloudDetail;
 
 #[component]
 pub fn SubcloudPage() -> impl IntoView {
     let params = use_params_map();
     let name = move || params.with(|p| p.get("name").unwrap_or_default());
-    let detail = Resource::new(name, get_subcloud_detail);
+    let live = use_live();
+    let refresh = Refresh::<String>::new();
+    let detail = Resource::new(
+        move || (name(), live.generation.get()),
+        move |(n, g)| {
+            let background = refresh.is_background(&n, g);
+            get_subcloud_detail(n, background)
+        },
+    );
+    let last = LastGood::<String, SubcloudDetail>::new();
     view! {
         // leptos_meta writes the title without escaping: only a valid subcloud name (letters,
         // digits, '-', '_') may reach it.
@@ -31,9 +44,10 @@ pub fn SubcloudPage() -> impl IntoView {
         </nav>
         <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || Suspend::new(async move {
-                match detail.await {
-                    Ok(d) => view! { <DetailBody d/> }.into_any(),
-                    Err(e) => view! { <h1>{name()}</h1><ErrorPanel error=e/> }.into_any(),
+                match last.settle(name(), detail.await) {
+                    Shown::Fresh(d) => view! { <DetailBody d stale=None/> }.into_any(),
+                    Shown::Stale(d, e) => view! { <DetailBody d stale=Some(e)/> }.into_any(),
+                    Shown::Failed(e) => view! { <h1>{name()}</h1><ErrorPanel error=e/> }.into_any(),
                 }
             })}
         </Transition>
@@ -41,7 +55,7 @@ pub fn SubcloudPage() -> impl IntoView {
 }
 
 #[component]
-fn DetailBody(d: SubcloudDetail) -> impl IntoView {
+fn DetailBody(d: SubcloudDetail, stale: Option<crate::ApiError>) -> impl IntoView {
     let s = d.summary;
     let fields: Vec<(&'static str, String)> = vec![
         ("Description", d.description),
@@ -58,6 +72,7 @@ fn DetailBody(d: SubcloudDetail) -> impl IntoView {
     let active = d.alarms.iter().filter(|a| a.cleared_at.is_none()).count();
     view! {
         <h1>{s.name.clone()}</h1>
+        {stale.map(|e| view! { <StaleNotice error=e/> })}
         <div class="status-strip" role="group" aria-label="Status">
             <div><span class="label">"Availability"</span><Badge text=s.availability.to_string() tone=availability_tone(s.availability)/></div>
             <div><span class="label">"Management"</span><Badge text=s.management.to_string() tone=management_tone(s.management)/></div>
@@ -65,6 +80,7 @@ fn DetailBody(d: SubcloudDetail) -> impl IntoView {
             <div><span class="label">"Sync"</span><Badge text=s.sync_status.to_string() tone=sync_tone(s.sync_status)/></div>
             <div><span class="label">"Alarm status"</span><Badge text=s.alarm_status.to_string() tone=alarm_status_tone(s.alarm_status)/></div>
         </div>
+        <AvailabilitySection timeline=d.timeline/>
         <div class="panels">
             <section class="panel" aria-labelledby="props-heading">
                 <h2 id="props-heading">"Properties"</h2>
@@ -75,6 +91,7 @@ fn DetailBody(d: SubcloudDetail) -> impl IntoView {
                         .collect_view()}
                 </dl>
             </section>
+            <AgentSection agent=d.agent/>
             <section class="panel" aria-labelledby="sync-heading">
                 <h2 id="sync-heading">"Endpoint sync"</h2>
                 <div class="table-scroll">
@@ -137,6 +154,97 @@ fn DetailBody(d: SubcloudDetail) -> impl IntoView {
                     </div>
                 }.into_any()
             }}
+        </section>
+    }
+}
+
+fn health_tone(health: &str) -> Tone {
+    match health {
+        "ok" | "healthy" | "online" => Tone::Ok,
+        "degraded" | "warning" => Tone::Major,
+        "failed" | "critical" | "down" => Tone::Critical,
+        _ => Tone::Neutral,
+    }
+}
+
+/// The subcloud's agent: enrollment, last report and how well it reaches each controller.
+#[component]
+fn AgentSection(agent: Option<AgentStatus>) -> impl IntoView {
+    let body = match agent {
+        None => view! { <p class="empty" data-agent="none">"No agent enrolled."</p> }.into_any(),
+        Some(a) => {
+            let when = |t: Option<engine::time::Millis>, none: &'static str| match t {
+                Some(t) => view! { <time datetime=t.to_iso()>{t.to_iso()}</time> }.into_any(),
+                None => view! { <span class="muted">{none}</span> }.into_any(),
+            };
+            let state = if a.revoked_at.is_some() {
+                "revoked"
+            } else if a.enrolled_at.is_some() {
+                "enrolled"
+            } else {
+                "awaiting enrollment"
+            };
+            let version = if a.agent_version.is_empty() {
+                "—".to_string()
+            } else {
+                a.agent_version.clone()
+            };
+            let health = a.health.clone();
+            let reach = if a.reachability.is_empty() {
+                view! { <p class="empty">"No reachability reported yet."</p> }.into_any()
+            } else {
+                view! {
+                    <div class="table-scroll">
+                        <table class="data reachability">
+                            <caption class="visually-hidden">"Reachability of the system controllers"</caption>
+                            <thead>
+                                <tr>
+                                    <th scope="col">"Controller"</th>
+                                    <th scope="col">"Reachable"</th>
+                                    <th scope="col" class="num">"RTT (ms)"</th>
+                                </tr>
+                            </thead>
+                            <tbody>
+                                {a.reachability
+                                    .into_iter()
+                                    .map(|r| {
+                                        let (text, tone) = if r.reachable { ("yes", Tone::Ok) } else { ("no", Tone::Critical) };
+                                        let key = r.controller.clone();
+                                        view! {
+                                            <tr data-controller=key>
+                                                <th scope="row">{r.controller}</th>
+                                                <td><Badge text=text tone/></td>
+                                                <td class="num">{r.rtt_ms.map(|v| v.to_string()).unwrap_or_else(|| "—".into())}</td>
+                                            </tr>
+                                        }
+                                    })
+                                    .collect_view()}
+                            </tbody>
+                        </table>
+                    </div>
+                }
+                .into_any()
+            };
+            view! {
+                <dl class="agent-props" data-agent=state>
+                    <dt>"State"</dt><dd>{state}</dd>
+                    <dt>"Enrolled"</dt><dd>{when(a.enrolled_at, "not yet")}</dd>
+                    <dt>"Revoked"</dt><dd>{when(a.revoked_at, "no")}</dd>
+                    <dt>"Last report"</dt><dd>{when(a.last_report_at, "never")}</dd>
+                    <dt>"Agent version"</dt><dd>{version}</dd>
+                    <dt>"Site health"</dt><dd><Badge text=health.clone() tone=health_tone(&health)/></dd>
+                    <dt>"Highest epoch"</dt><dd>{a.highest_epoch.to_string()}</dd>
+                </dl>
+                <h3 class="subheading">"Reachability"</h3>
+                {reach}
+            }
+            .into_any()
+        }
+    };
+    view! {
+        <section class="panel agent" aria-labelledby="agent-heading">
+            <h2 id="agent-heading">"Agent"</h2>
+            {body}
         </section>
     }
 }

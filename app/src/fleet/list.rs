@@ -1,6 +1,7 @@
 //! The subcloud list: filters, sort and page live in the URL, so a view can be shared and
 //! works without JavaScript (a plain GET form and links); after hydration the same form and
-//! links navigate in place and only the table is fetched again.
+//! links navigate in place and only the table is fetched again. Live updates refresh the
+//! rows in place.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -12,6 +13,7 @@ use crate::components::{
     alarm_status_tone, availability_tone, deploy_tone, group_digits, management_tone, sync_tone,
     Badge, ErrorPanel,
 };
+use crate::live::{use_live, LastGood, Refresh, Shown, StaleNotice};
 use crate::ApiError;
 use engine::fleet::{
     AvailabilityStatus, DeployClass, DeployStatus, ManagementState, SortDir, SortKey, SubcloudPage,
@@ -31,16 +33,22 @@ pub fn SubcloudsPage() -> impl IntoView {
             SubcloudQuery::from_params(pairs.iter().map(|(k, v)| (*k, v.as_str())))
         })
     });
+    let live = use_live();
+    let refresh = Refresh::<ParsedQuery>::new();
     let page = Resource::new(
-        move || query.get(),
-        |q| async move {
-            match q {
-                Ok(q) => get_subcloud_page(q).await,
-                Err(e) => Err(ApiError::from(e)),
+        move || (query.get(), live.generation.get()),
+        move |(q, g)| {
+            let background = refresh.is_background(&q, g);
+            async move {
+                match q {
+                    Ok(q) => get_subcloud_page(q, background).await,
+                    Err(e) => Err(ApiError::from(e)),
+                }
             }
         },
     );
     let choices = Resource::new(|| (), |_| get_filter_choices());
+    let last = LastGood::<Option<SubcloudQuery>, SubcloudPage>::new();
     // A URL with a bad filter is a bad request, not an empty list.
     #[cfg(feature = "ssr")]
     if query.get_untracked().is_err() {
@@ -55,9 +63,11 @@ pub fn SubcloudsPage() -> impl IntoView {
         <FilterForm query choices/>
         <Transition fallback=|| view! { <p class="loading">"Loading subclouds…"</p> }>
             {move || Suspend::new(async move {
-                match (page.await, query.get_untracked()) {
-                    (Ok(p), Ok(q)) => view! { <SubcloudTable page=p query=q/> }.into_any(),
-                    (Err(e), _) => view! { <ErrorPanel error=e/> }.into_any(),
+                let q = query.get_untracked();
+                match (last.settle(q.clone().ok(), page.await), q) {
+                    (Shown::Fresh(p), Ok(q)) => view! { <SubcloudTable page=p query=q stale=None/> }.into_any(),
+                    (Shown::Stale(p, e), Ok(q)) => view! { <SubcloudTable page=p query=q stale=Some(e)/> }.into_any(),
+                    (Shown::Failed(e), _) => view! { <ErrorPanel error=e/> }.into_any(),
                     (_, Err(e)) => view! { <ErrorPanel error=e.into()/> }.into_any(),
                 }
             })}
@@ -224,7 +234,11 @@ fn SortHeader(label: &'static str, key: SortKey, query: SubcloudQuery) -> impl I
 }
 
 #[component]
-fn SubcloudTable(page: SubcloudPage, query: SubcloudQuery) -> impl IntoView {
+fn SubcloudTable(
+    page: SubcloudPage,
+    query: SubcloudQuery,
+    stale: Option<ApiError>,
+) -> impl IntoView {
     let pages = page.page_count();
     let first = (u64::from(page.page) - 1) * u64::from(page.per_page) + 1;
     let last = first + page.rows.len() as u64 - 1;
@@ -259,6 +273,7 @@ fn SubcloudTable(page: SubcloudPage, query: SubcloudQuery) -> impl IntoView {
         view! { <SortHeader label key query=q.clone()/> }
     };
     view! {
+        {stale.map(|e| view! { <StaleNotice error=e/> })}
         <p class="result-count" role="status" data-matching=page.matching>{summary.clone()}</p>
         <div class="table-scroll">
             <table class="data subclouds">

@@ -4,6 +4,7 @@
 mod detail;
 mod list;
 mod overview;
+pub mod timeline;
 
 pub use detail::SubcloudPage;
 pub use list::SubcloudsPage;
@@ -14,21 +15,33 @@ use leptos::prelude::*;
 
 use crate::ApiError;
 
+// `background` (true for a refresh caused only by a live update) is read by the server's gate
+// from the URL, not here: such refreshes do not extend the session's idle time.
+
 /// Fleet-wide key figures.
 #[server(prefix = "/ui", endpoint = "fleet/overview", input = server_fn::codec::GetUrl)]
-pub async fn get_fleet_overview() -> Result<Overview, ApiError> {
+pub async fn get_fleet_overview(#[server(default)] background: bool) -> Result<Overview, ApiError> {
+    let _ = background;
     Ok(crate::error::engine()?.overview().await?)
 }
 
 /// One page of the subcloud list.
 #[server(prefix = "/ui", endpoint = "fleet/subclouds", input = server_fn::codec::GetUrl)]
-pub async fn get_subcloud_page(query: SubcloudQuery) -> Result<SubcloudPage, ApiError> {
+pub async fn get_subcloud_page(
+    query: SubcloudQuery,
+    #[server(default)] background: bool,
+) -> Result<SubcloudPage, ApiError> {
+    let _ = background;
     Ok(crate::error::engine()?.list_subclouds(&query).await?)
 }
 
 /// Everything about one subcloud.
 #[server(prefix = "/ui", endpoint = "fleet/subcloud", input = server_fn::codec::GetUrl)]
-pub async fn get_subcloud_detail(name: String) -> Result<SubcloudDetail, ApiError> {
+pub async fn get_subcloud_detail(
+    name: String,
+    #[server(default)] background: bool,
+) -> Result<SubcloudDetail, ApiError> {
+    let _ = background;
     Ok(crate::error::engine()?.subcloud_detail(&name).await?)
 }
 

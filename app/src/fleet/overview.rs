@@ -1,23 +1,32 @@
 //! The overview: key figures of the whole fleet, each a link to the subclouds behind it.
+//! Live updates refresh the figures in place.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
 
 use super::get_fleet_overview;
 use crate::components::{group_digits, Badge, ErrorPanel, Tone};
+use crate::live::{use_live, LastGood, Refresh, Shown, StaleNotice};
 use engine::fleet::{ControllerAvailability, Overview};
 
 #[component]
 pub fn OverviewPage() -> impl IntoView {
-    let overview = Resource::new(|| (), |_| get_fleet_overview());
+    let live = use_live();
+    let refresh = Refresh::<()>::new();
+    let overview = Resource::new(
+        move || live.generation.get(),
+        move |g| get_fleet_overview(refresh.is_background(&(), g)),
+    );
+    let last = LastGood::<(), Overview>::new();
     view! {
         <Title text="Overview"/>
         <h1>"Fleet overview"</h1>
         <Transition fallback=|| view! { <p class="loading">"Loading the fleet…"</p> }>
             {move || Suspend::new(async move {
-                match overview.await {
-                    Ok(o) => view! { <OverviewBody o/> }.into_any(),
-                    Err(e) => view! { <ErrorPanel error=e/> }.into_any(),
+                match last.settle((), overview.await) {
+                    Shown::Fresh(o) => view! { <OverviewBody o stale=None/> }.into_any(),
+                    Shown::Stale(o, e) => view! { <OverviewBody o stale=Some(e)/> }.into_any(),
+                    Shown::Failed(e) => view! { <ErrorPanel error=e/> }.into_any(),
                 }
             })}
         </Transition>
@@ -53,10 +62,11 @@ fn Kpi(
 }
 
 #[component]
-fn OverviewBody(o: Overview) -> impl IntoView {
+fn OverviewBody(o: Overview, stale: Option<crate::ApiError>) -> impl IntoView {
     let total = o.total;
     let a = o.active_alarms;
     view! {
+        {stale.map(|e| view! { <StaleNotice error=e/> })}
         <section aria-labelledby="kpi-heading">
             <h2 id="kpi-heading" class="visually-hidden">"Key figures"</h2>
             <div class="kpi-grid">

@@ -452,6 +452,16 @@ impl Engine {
 
     /// The user behind a session token, if the session is live; refreshes its idle timer.
     pub async fn authenticate_session(&self, token: &str, policy: SessionPolicy) -> Result<User> {
+        self.session_user(token, policy, true).await
+    }
+
+    /// Like [`Engine::authenticate_session`] but leaves the idle timer alone: for requests a
+    /// page makes by itself (live refreshes), which are not user activity.
+    pub async fn check_session(&self, token: &str, policy: SessionPolicy) -> Result<User> {
+        self.session_user(token, policy, false).await
+    }
+
+    async fn session_user(&self, token: &str, policy: SessionPolicy, touch: bool) -> Result<User> {
         let hash = secret_hash(token);
         let row = sqlx::query(
             "SELECT u.id, u.name, u.role, u.disabled, u.created_at, u.last_login_at, \
@@ -475,7 +485,7 @@ impl Engine {
             return Err(Error::Unauthenticated("the session has expired".into()));
         }
         // Refresh often enough that a short idle limit never ends a session in use.
-        if now - last_seen >= TOUCH_EVERY_MS.min(idle_ms / 4) {
+        if touch && now - last_seen >= TOUCH_EVERY_MS.min(idle_ms / 4) {
             sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id = $2")
                 .bind(now)
                 .bind(session_id)
