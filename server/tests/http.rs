@@ -128,10 +128,19 @@ async fn background_refreshes_do_not_keep_a_session_alive(b: Backend) {
             .send()
     };
     tokio::time::sleep(Duration::from_millis(1_200)).await;
-    assert_eq!(call("/ui/fleet/overview?background=true").await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        call("/ui/fleet/overview?background=true")
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
     tokio::time::sleep(Duration::from_millis(1_200)).await;
     assert_eq!(
-        call("/ui/fleet/overview?background=true").await.unwrap().status(),
+        call("/ui/fleet/overview?background=true")
+            .await
+            .unwrap()
+            .status(),
         StatusCode::UNAUTHORIZED,
         "2.4 s without user activity ends a 2 s idle session"
     );
