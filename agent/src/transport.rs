@@ -121,16 +121,21 @@ impl Transport {
         decode(response).await
     }
 
-    /// `POST /agent/v1/report` with the subcloud's credential ([`bearer`]).
+    /// `POST /agent/v1/report` with the subcloud's credential ([`bearer`]). The attempt
+    /// gives up after `interval` (at most the client's timeout): a controller that does not
+    /// answer within one report interval must not hold the site's next reports up, or the
+    /// failover to the next controller comes too late to keep the site online.
     pub async fn report(
         &self,
         base: &str,
         auth: &HeaderValue,
         report: &Report,
+        interval: Duration,
     ) -> Result<ReportAnswer, TransportError> {
         let response = self
             .client
             .post(url(base, wire::REPORT_PATH))
+            .timeout(interval.clamp(Duration::from_millis(100), DEFAULT_TIMEOUT))
             .header(CONTENT_TYPE, JSON)
             .header(AUTHORIZATION, auth.clone())
             .body(to_json(report)?)

@@ -99,6 +99,12 @@ async fn report(shared: &Shared, i: usize) -> Next {
         return Next::Interval;
     };
     for c in order {
+        let Some(interval) = shared
+            .site(i)
+            .map(|s| Duration::from_millis(s.interval_ms()))
+        else {
+            return Next::Interval;
+        };
         let attempt = shared
             .site(i)
             .and_then(|mut s| s.prepare(c, crate::wall_ms(), &shared.coords));
@@ -114,7 +120,10 @@ async fn report(shared: &Shared, i: usize) -> Next {
         let started = Instant::now();
         let result = {
             let _gauge = InFlight::enter(shared);
-            shared.transport.report(&url, &auth, &report).await
+            shared
+                .transport
+                .report(&url, &auth, &report, interval)
+                .await
         };
         drop(report);
         if !matches!(result, Err(TransportError::Transport(_))) {

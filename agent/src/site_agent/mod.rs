@@ -161,7 +161,7 @@ impl Agent {
             self.persist().await;
             match self
                 .transport
-                .report(&controller.url, &self.auth, &report)
+                .report(&controller.url, &self.auth, &report, self.interval)
                 .await
             {
                 Ok(answer) => {
