@@ -105,7 +105,52 @@ both_backends!(
     server_functions_answer_json,
     event_stream_resyncs_a_client_that_fell_behind,
     background_refreshes_do_not_keep_a_session_alive,
+    event_stream_ends_when_the_session_does,
 );
+
+async fn event_stream_ends_when_the_session_does(b: Backend) {
+    use std::time::Duration;
+    let policy = engine::auth::SessionPolicy {
+        idle: Duration::from_millis(2_000),
+        absolute: Duration::from_secs(3_600),
+    };
+    let app = TestApp::spawn_with(b, 5, policy).await;
+    let user = app.login("viewer", "viewer-demo-password").await;
+    let mut res = app
+        .client
+        .get(format!("{}/api/v1/events", app.base))
+        .header("cookie", &user)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(read_until(&mut res, "snapshot").await.contains("snapshot"));
+    let out = app
+        .client
+        .post(format!("{}/logout", app.base))
+        .header("cookie", &user)
+        .header("origin", &app.base)
+        .send()
+        .await
+        .unwrap();
+    assert!(out.status().is_redirection(), "{}", out.status());
+    // The stream closes within a recheck period (idle / 2 = 1 s) plus an event or two.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut ended = false;
+    while std::time::Instant::now() < deadline {
+        app.engine
+            .events()
+            .publish(engine::events::Event::UserChanged { name: "x".into() });
+        match tokio::time::timeout(Duration::from_millis(500), res.chunk()).await {
+            Ok(Ok(None)) | Ok(Err(_)) => {
+                ended = true;
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert!(ended, "the event stream outlived the session");
+}
 
 async fn background_refreshes_do_not_keep_a_session_alive(b: Backend) {
     use std::time::Duration;
