@@ -106,7 +106,250 @@ both_backends!(
     event_stream_resyncs_a_client_that_fell_behind,
     background_refreshes_do_not_keep_a_session_alive,
     event_stream_ends_when_the_session_does,
+    rest_writes_follow_roles_and_refuse_bad_input,
 );
+
+/// An API token of a demo user.
+async fn token_of(app: &TestApp, user: &str) -> String {
+    let u = app
+        .engine
+        .list_users(&engine::auth::Actor::system())
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|u| u.name == user)
+        .unwrap();
+    app.engine
+        .create_api_token(&engine::auth::Actor::user(&u, None), "test")
+        .await
+        .unwrap()
+        .secret
+}
+
+async fn rest_writes_follow_roles_and_refuse_bad_input(b: Backend) {
+    use serde_json::{json, Value};
+    let app = TestApp::spawn(b, 20).await;
+    let (admin, operator, viewer) = (
+        token_of(&app, "admin").await,
+        token_of(&app, "operator").await,
+        token_of(&app, "viewer").await,
+    );
+    let send = |method: reqwest::Method, path: &str, token: &str, body: Value| {
+        app.client
+            .request(method, format!("{}{path}", app.base))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+    };
+    let new = json!({"name": "grenoble-0001", "city": "Grenoble", "country": "France",
+        "region": "Europe", "lat": 45.19, "lon": 5.72, "controller": "sc-amsterdam"});
+    // Viewers may not write at all; operators may not add subclouds or mint credentials.
+    let r = send(
+        reqwest::Method::POST,
+        "/api/v1/subclouds",
+        &viewer,
+        new.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = send(
+        reqwest::Method::POST,
+        "/api/v1/subclouds",
+        &operator,
+        new.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["code"],
+        "forbidden"
+    );
+    let r = send(
+        reqwest::Method::POST,
+        "/api/v1/enrollments",
+        &operator,
+        json!({"all": true}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // Bad input: a clear 400 naming the problem; nothing added.
+    for (body, field) in [
+        (json!({"name": "x"}), "body"),
+        (
+            json!({"name": "bad name!", "city": "A", "region": "Europe", "lat": 1.0, "lon": 1.0, "controller": "sc-amsterdam"}),
+            "name",
+        ),
+        (
+            json!({"name": "ok-1", "city": "A", "region": "Atlantis", "lat": 1.0, "lon": 1.0, "controller": "sc-amsterdam"}),
+            "region",
+        ),
+        (
+            json!({"name": "ok-1", "city": "A", "region": "Europe", "lat": 91.0, "lon": 1.0, "controller": "sc-amsterdam"}),
+            "lat",
+        ),
+    ] {
+        let r = send(
+            reqwest::Method::POST,
+            "/api/v1/subclouds",
+            &admin,
+            body.clone(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{body}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["field"], field, "{body}: {v}");
+    }
+    assert!(app.engine.subcloud_detail("ok-1").await.is_err());
+    // The admin adds one: 201 with a one-time enrollment token; again is a conflict.
+    let r = send(
+        reqwest::Method::POST,
+        "/api/v1/subclouds",
+        &admin,
+        new.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let t: Value = r.json().await.unwrap();
+    assert!(t["token"].as_str().unwrap().starts_with("mme_"));
+    assert_eq!(t["subcloud"], "grenoble-0001");
+    let r = send(
+        reqwest::Method::POST,
+        "/api/v1/subclouds",
+        &admin,
+        new.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    // Acknowledging: operators may; the alarm then says who.
+    let active = app
+        .engine
+        .alarm_page(&engine::health::AlarmQuery::default())
+        .await
+        .unwrap();
+    let id = active
+        .rows
+        .iter()
+        .find(|a| !a.acknowledged)
+        .expect("an unacknowledged alarm")
+        .id;
+    let r = send(
+        reqwest::Method::POST,
+        "/api/v1/alarms/acknowledge",
+        &viewer,
+        json!({"ids": [id]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = send(
+        reqwest::Method::POST,
+        "/api/v1/alarms/acknowledge",
+        &operator,
+        json!({"ids": "all"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = send(
+        reqwest::Method::POST,
+        "/api/v1/alarms/acknowledge",
+        &operator,
+        json!({"ids": [id]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.json::<Value>().await.unwrap()["acknowledged"], 1);
+    let r = send(
+        reqwest::Method::POST,
+        "/api/v1/alarms/acknowledge",
+        &operator,
+        json!({"ids": [id]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    let list: Value = app
+        .client
+        .get(format!("{}/api/v1/alarms/list?ack=yes&state=all", app.base))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(list["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["id"] == id && a["acknowledged_by"] == "operator"));
+    // Commands: operators may queue; an unknown action is refused.
+    let r = send(
+        reqwest::Method::POST,
+        "/api/v1/subclouds/grenoble-0001/commands",
+        &operator,
+        json!({"action": {"kind": "sync_endpoints"}}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let r = send(
+        reqwest::Method::POST,
+        "/api/v1/subclouds/grenoble-0001/commands",
+        &operator,
+        json!({"action": {"kind": "format_disk"}}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    // Revoking needs an admin, and a credential to revoke.
+    let r = send(
+        reqwest::Method::DELETE,
+        "/api/v1/subclouds/grenoble-0001/agent",
+        &operator,
+        json!({}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = send(
+        reqwest::Method::DELETE,
+        "/api/v1/subclouds/grenoble-0001/agent",
+        &admin,
+        json!({}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let r = send(
+        reqwest::Method::DELETE,
+        "/api/v1/subclouds/nowhere-0001/agent",
+        &admin,
+        json!({}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let audit = app.engine.recent_audit(20).await.unwrap();
+    for action in [
+        "subcloud.added",
+        "alarm.acknowledged",
+        "agent.command_queued",
+        "agent.revoked",
+    ] {
+        assert!(
+            audit.iter().any(|a| a.entry.action == action),
+            "{action} audited"
+        );
+    }
+}
 
 async fn event_stream_ends_when_the_session_does(b: Backend) {
     use std::time::Duration;

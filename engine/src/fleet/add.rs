@@ -53,7 +53,11 @@ mod store {
             actor.require(Permission::Administer)?;
             let name = SubcloudName::parse(&new.name)?;
             let city = DisplayName::parse("city", &new.city)?;
-            let at = Coordinates::new(new.lat, new.lon)?;
+            // Errors name the request's fields (`lat`, `lon`).
+            let at = Coordinates::new(new.lat, new.lon).map_err(|e| {
+                let field = if e.field == "latitude" { "lat" } else { "lon" };
+                e.in_field(field)
+            })?;
             for (field, v) in [("description", &new.description), ("country", &new.country)] {
                 if v.chars().count() > 255
                     || v.chars()
