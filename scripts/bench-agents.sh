@@ -67,7 +67,8 @@ import json, sys
 ms, n = [], []
 for line in sys.stdin:
     try:
-        f = json.loads(line).get("fields", {})
+        d = json.loads(line)
+        f = d.get("fields", d)
     except ValueError:
         continue
     if f.get("message") == "health tick":

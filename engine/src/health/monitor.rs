@@ -77,6 +77,30 @@ impl StoredView {
             reachability,
         }
     }
+
+    /// Keeps the stored round-trip times while the new ones are within jitter of them, so
+    /// RTT noise alone neither writes nor counts as a change; the same controllers with the
+    /// same reachability, and each RTT within `max(10 ms, 25 %)`.
+    fn settle_reachability(&mut self, stored: Option<&StoredView>) {
+        let Some(old) = stored else { return };
+        let close = old.reachability.len() == self.reachability.len()
+            && old
+                .reachability
+                .iter()
+                .zip(&self.reachability)
+                .all(|(a, b)| {
+                    a.0 == b.0
+                        && a.1 == b.1
+                        && match (a.2, b.2) {
+                            (Some(x), Some(y)) => x.abs_diff(y) <= (x / 4).max(10),
+                            (None, None) => true,
+                            _ => false,
+                        }
+                });
+        if close {
+            self.reachability = old.reachability.clone();
+        }
+    }
 }
 
 fn i(v: u64) -> Cell {
@@ -154,7 +178,8 @@ impl Engine {
                     flip = e.tracker.on_tick(now, &policy);
                 }
                 let online = e.tracker.availability == AvailabilityStatus::Online;
-                let view = StoredView::of(&acc.report, online);
+                let mut view = StoredView::of(&acc.report, online);
+                view.settle_reachability(e.stored.as_ref());
                 let view = (e.stored.as_ref() != Some(&view) || flip.is_some()).then_some(view);
                 if flip.is_some() || view.is_some() || !acc.report.commands.is_empty() {
                     plans.push(plan(id, e, flip, view, acc.report.commands, before));
@@ -725,4 +750,42 @@ fn sample(names: &[String]) -> String {
     let shown: Vec<&str> = names.iter().take(5).map(String::as_str).collect();
     let more = if names.len() > 5 { ", …" } else { "" };
     format!(" ({}{more})", shown.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(rtts: &[(&str, bool, Option<u32>)]) -> StoredView {
+        StoredView {
+            software_version: "25.09".into(),
+            health: SiteHealth::Healthy,
+            agent_version: String::new(),
+            highest_epoch: 0,
+            capacity: Default::default(),
+            endpoints: Vec::new(),
+            alarms: Vec::new(),
+            reachability: rtts
+                .iter()
+                .map(|(c, ok, r)| (c.to_string(), *ok, *r))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn rtt_jitter_is_not_a_change_but_a_real_shift_or_a_lost_link_is() {
+        let stored = view(&[("a", true, Some(40)), ("b", true, Some(200))]);
+        let mut jitter = view(&[("a", true, Some(50)), ("b", true, Some(240))]);
+        jitter.settle_reachability(Some(&stored));
+        assert_eq!(jitter, stored, "within max(10 ms, 25 %)");
+        let mut shift = view(&[("a", true, Some(60)), ("b", true, Some(200))]);
+        shift.settle_reachability(Some(&stored));
+        assert_ne!(shift, stored);
+        let mut lost = view(&[("a", true, Some(40)), ("b", false, None)]);
+        lost.settle_reachability(Some(&stored));
+        assert_ne!(lost, stored);
+        let mut first = view(&[("a", true, Some(40))]);
+        first.settle_reachability(None);
+        assert_eq!(first.reachability.len(), 1);
+    }
 }
