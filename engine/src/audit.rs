@@ -161,12 +161,7 @@ impl AuditQuery {
 
     pub fn validate(&self) -> Result<(), crate::ValidationError> {
         use crate::ValidationError as V;
-        if !(1..=1_000_000).contains(&self.page) {
-            return Err(V::new("page", "page must be between 1 and 1000000"));
-        }
-        if !(1..=500).contains(&self.per_page) {
-            return Err(V::new("per_page", "per_page must be between 1 and 500"));
-        }
+        V::paging(self.page, self.per_page, 1_000_000, 500)?;
         for (field, v) in [
             ("actor", &self.actor),
             ("action", &self.action),

@@ -46,6 +46,22 @@ impl ValidationError {
             .map_err(|_| Self::new(key, format!("{key} must be a positive whole number")))
     }
 
+    /// Checks a list's `page` and `per_page` against their bounds (both start at 1).
+    pub fn paging(page: u32, per_page: u32, max_page: u32, max_per_page: u32) -> Result<(), Self> {
+        for (field, v, max) in [
+            ("page", page, max_page),
+            ("per_page", per_page, max_per_page),
+        ] {
+            if !(1..=max).contains(&v) {
+                return Err(Self::new(
+                    field,
+                    format!("{field} must be between 1 and {max}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Re-labels the error with the name of the field it came from (e.g. a query parameter).
     pub fn in_field(mut self, field: &str) -> Self {
         self.field = field.to_string();

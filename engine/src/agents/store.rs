@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::fleet::{AvailabilityStatus, ManagementState, SubcloudName};
 use crate::health::{AvailabilityTracker, HysteresisPolicy};
-use crate::store::{parse_col, Sql};
+use crate::store::{bulk_insert, parse_col, Cell, Sql};
 use crate::time::Millis;
 use crate::Engine;
 
@@ -254,6 +254,27 @@ impl AgentGateway {
     }
 }
 
+/// A fresh enrollment token's row; an existing credential row keeps its secret until the
+/// token is used.
+const ENROLLMENT_COLUMNS: [&str; 4] = [
+    "subcloud_id",
+    "enrollment_hash",
+    "enrollment_expires_at",
+    "updated_at",
+];
+const ENROLLMENT_UPSERT: &str = " ON CONFLICT (subcloud_id) DO UPDATE SET \
+     enrollment_hash = excluded.enrollment_hash, \
+     enrollment_expires_at = excluded.enrollment_expires_at, updated_at = excluded.updated_at";
+
+fn enrollment_row(id: i64, hash: String, expires_at: Millis, now: Millis) -> Vec<Cell> {
+    vec![
+        Cell::Int(id),
+        Cell::Text(hash),
+        Cell::Int(expires_at.0),
+        Cell::Int(now.0),
+    ]
+}
+
 fn sha256(s: &str) -> [u8; 32] {
     Sha256::digest(s.as_bytes()).into()
 }
@@ -463,28 +484,18 @@ impl Engine {
                 controller: r.try_get(6)?,
             });
         }
-        for chunk in hashes.chunks(500) {
-            let mut b = Sql::new(
-                "INSERT INTO subcloud_agents (subcloud_id, enrollment_hash, enrollment_expires_at, updated_at) VALUES ",
-            );
-            for (i, (id, hash)) in chunk.iter().enumerate() {
-                if i > 0 {
-                    b.push(", ");
-                }
-                b.push("(")
-                    .item(*id)
-                    .item(hash.clone())
-                    .item(expires_at.0)
-                    .item(now.0)
-                    .push(")");
-            }
-            b.push(
-                " ON CONFLICT (subcloud_id) DO UPDATE SET enrollment_hash = excluded.enrollment_hash, \
-                 enrollment_expires_at = excluded.enrollment_expires_at, updated_at = excluded.updated_at",
-            );
-            let (sql, args) = b.finish()?;
-            sqlx::query_with(&sql, args).execute(&mut *tx).await?;
-        }
+        let rows = hashes
+            .into_iter()
+            .map(|(id, hash)| enrollment_row(id, hash, expires_at, now))
+            .collect();
+        bulk_insert(
+            &mut tx,
+            "subcloud_agents",
+            &ENROLLMENT_COLUMNS,
+            rows,
+            ENROLLMENT_UPSERT,
+        )
+        .await?;
         let target = if req.all {
             "subclouds:all".to_string()
         } else if out.len() == 1 {
@@ -528,17 +539,14 @@ impl Engine {
             .unwrap_or(IntakePolicy::default().enrollment_ttl);
         let expires_at = Millis(now.0.saturating_add(millis(ttl)));
         let token = format!("{ENROLLMENT_PREFIX}{}", random_hex());
-        sqlx::query(
-            "INSERT INTO subcloud_agents (subcloud_id, enrollment_hash, enrollment_expires_at, updated_at) \
-             VALUES ($1, $2, $3, $4) ON CONFLICT (subcloud_id) DO UPDATE SET \
-             enrollment_hash = excluded.enrollment_hash, \
-             enrollment_expires_at = excluded.enrollment_expires_at, updated_at = excluded.updated_at",
+        let row = enrollment_row(subcloud_id, hex(&sha256(&token)), expires_at, now);
+        bulk_insert(
+            tx,
+            "subcloud_agents",
+            &ENROLLMENT_COLUMNS,
+            vec![row],
+            ENROLLMENT_UPSERT,
         )
-        .bind(subcloud_id)
-        .bind(hex(&sha256(&token)))
-        .bind(expires_at.0)
-        .bind(now.0)
-        .execute(&mut **tx)
         .await?;
         let r = sqlx::query(
             "SELECT s.name, r.name, s.lat, s.lon, s.software_version, c.name \

@@ -153,18 +153,7 @@ impl SubcloudQuery {
     /// Checks ranges and lengths; values built in code (or deserialized from a client) pass
     /// through here before they reach the store.
     pub fn validate(&self) -> Result<(), ValidationError> {
-        if !(1..=Self::MAX_PAGE).contains(&self.page) {
-            return Err(ValidationError::new(
-                "page",
-                format!("page must be between 1 and {}", Self::MAX_PAGE),
-            ));
-        }
-        if !(1..=Self::MAX_PER_PAGE).contains(&self.per_page) {
-            return Err(ValidationError::new(
-                "per_page",
-                format!("per_page must be between 1 and {}", Self::MAX_PER_PAGE),
-            ));
-        }
+        ValidationError::paging(self.page, self.per_page, Self::MAX_PAGE, Self::MAX_PER_PAGE)?;
         for (field, v) in [
             ("q", &self.search),
             ("group", &self.group),

@@ -96,18 +96,7 @@ impl AlarmQuery {
     }
 
     pub fn validate(&self) -> Result<(), ValidationError> {
-        if !(1..=Self::MAX_PAGE).contains(&self.page) {
-            return Err(ValidationError::new(
-                "page",
-                format!("page must be between 1 and {}", Self::MAX_PAGE),
-            ));
-        }
-        if !(1..=Self::MAX_PER_PAGE).contains(&self.per_page) {
-            return Err(ValidationError::new(
-                "per_page",
-                format!("per_page must be between 1 and {}", Self::MAX_PER_PAGE),
-            ));
-        }
+        ValidationError::paging(self.page, self.per_page, Self::MAX_PAGE, Self::MAX_PER_PAGE)?;
         if let Some(s) = &self.subcloud {
             if s.chars().count() > 64 || s.chars().any(char::is_control) {
                 return Err(ValidationError::new(

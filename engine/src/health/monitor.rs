@@ -283,21 +283,32 @@ impl Engine {
         let mut touched: Vec<i64> = Vec::new();
         for p in plans {
             let entity = format!("subcloud={}", p.name);
+            if let Some(to) = p.flip {
+                // Offline: sync becomes unknown until the site reports again (set here for
+                // both directions; a site coming online gets its endpoints' sync below).
+                availability.push(vec![
+                    Cell::Int(p.id),
+                    Cell::Text(to.as_str().into()),
+                    Cell::Text(SyncStatus::Unknown.as_str().into()),
+                    Cell::Int(now.0),
+                ]);
+                history.push(vec![
+                    Cell::Int(p.id),
+                    Cell::Int(now.0),
+                    Cell::Text(to.as_str().into()),
+                    Cell::Text(
+                        match to {
+                            AvailabilityStatus::Offline => "no report within the offline window",
+                            AvailabilityStatus::Online => "consecutive good reports",
+                        }
+                        .into(),
+                    ),
+                ]);
+                touched.push(p.id);
+            }
             match p.flip {
                 Some(AvailabilityStatus::Offline) => {
                     out.went_offline.push(p.name.clone());
-                    availability.push(vec![
-                        Cell::Int(p.id),
-                        Cell::Text("offline".into()),
-                        Cell::Text(SyncStatus::Unknown.as_str().into()),
-                        Cell::Int(now.0),
-                    ]);
-                    history.push(vec![
-                        Cell::Int(p.id),
-                        Cell::Int(now.0),
-                        Cell::Text("offline".into()),
-                        Cell::Text("no report within the offline window".into()),
-                    ]);
                     if p.managed {
                         raise.push((
                             p.id,
@@ -309,24 +320,10 @@ impl Engine {
                         ));
                     }
                     clear.push((p.id, alarm_ids::SUBCLOUD_OUT_OF_SYNC));
-                    touched.push(p.id);
                 }
                 Some(AvailabilityStatus::Online) => {
                     out.went_online.push(p.name.clone());
-                    availability.push(vec![
-                        Cell::Int(p.id),
-                        Cell::Text("online".into()),
-                        Cell::Text(SyncStatus::Unknown.as_str().into()),
-                        Cell::Int(now.0),
-                    ]);
-                    history.push(vec![
-                        Cell::Int(p.id),
-                        Cell::Int(now.0),
-                        Cell::Text("online".into()),
-                        Cell::Text("consecutive good reports".into()),
-                    ]);
                     clear.push((p.id, alarm_ids::SUBCLOUD_OFFLINE));
-                    touched.push(p.id);
                 }
                 None => {}
             }

@@ -257,6 +257,21 @@ impl Sql<'_> {
             Cell::Text(v) => self.item(v),
         }
     }
+
+    /// `(a, b), (c, d), …`: rows of bound values.
+    fn rows(&mut self, rows: impl Iterator<Item = Vec<Cell>>) -> &mut Self {
+        for (i, row) in rows.enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.push("(");
+            for c in row {
+                self.cell(c);
+            }
+            self.push(")");
+        }
+        self
+    }
 }
 
 /// Rows per bulk statement: well under both backends' parameter limits.
@@ -312,16 +327,7 @@ pub(crate) async fn bulk_update(
             "UPDATE {table} SET {} FROM (VALUES ",
             assignments.join(", ")
         ));
-        for (i, row) in rows.by_ref().take(BULK_ROWS).enumerate() {
-            if i > 0 {
-                b.push(", ");
-            }
-            b.push("(");
-            for c in row {
-                b.cell(c);
-            }
-            b.push(")");
-        }
+        b.rows(rows.by_ref().take(BULK_ROWS));
         b.push(&format!(") AS v WHERE {table}.{key} = v.column1"));
         let (sql, args) = b.finish()?;
         sqlx::query_with(&sql, args).execute(&mut **tx).await?;
@@ -340,16 +346,7 @@ pub(crate) async fn bulk_insert(
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
         let mut b = Sql::new(format!("INSERT INTO {table} ({}) VALUES ", cols.join(", ")));
-        for (i, row) in rows.by_ref().take(BULK_ROWS).enumerate() {
-            if i > 0 {
-                b.push(", ");
-            }
-            b.push("(");
-            for c in row {
-                b.cell(c);
-            }
-            b.push(")");
-        }
+        b.rows(rows.by_ref().take(BULK_ROWS));
         b.push(suffix);
         let (sql, args) = b.finish()?;
         sqlx::query_with(&sql, args).execute(&mut **tx).await?;
