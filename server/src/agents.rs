@@ -12,8 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use engine::agents::wire::{
-    EnrollRequest, Ping, Refusal, RefusalBody, Report, ENROLL_PATH, PING_PATH, PROTOCOL_VERSION,
-    REPORT_PATH,
+    EnrollRequest, Ping, Report, ENROLL_PATH, PING_PATH, PROTOCOL_VERSION, REPORT_PATH,
 };
 use engine::agents::IntakeError;
 use engine::time::Millis;
@@ -40,17 +39,9 @@ pub fn router(state: AppState) -> Router {
         .layer(CatchPanicLayer::new())
 }
 
-fn refusal(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    (
-        status,
-        Json(Refusal {
-            error: RefusalBody {
-                code: code.into(),
-                message: message.into(),
-            },
-        }),
-    )
-        .into_response()
+/// The REST API's refusal body, which is also the protocol's `wire::Refusal`.
+fn refusal(status: StatusCode, code: &str, message: impl AsRef<str>) -> Response {
+    crate::error::json_error(status, code, None, message.as_ref())
 }
 
 impl IntoResponse for AgentRefusal {
@@ -129,12 +120,7 @@ async fn report(
         .engine
         .agent_gateway()
         .ok_or(AgentRefusal(IntakeError::NotRunning))?;
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .ok_or(AgentRefusal(IntakeError::Unauthorized))?;
+    let bearer = crate::auth::bearer(&headers).ok_or(AgentRefusal(IntakeError::Unauthorized))?;
     let report: Report = parse(&body)?;
     let answer = gateway
         .accept_report(bearer, report, received_at)

@@ -275,6 +275,28 @@ fn enrollment_row(id: i64, hash: String, expires_at: Millis, now: Millis) -> Vec
     ]
 }
 
+/// What an enrollment hands the installer or simulator about a site (read with [`site_enrollment`]).
+const SITE_FACTS: &str = "SELECT s.id, s.name, r.name, s.lat, s.lon, s.software_version, c.name \
+     FROM subclouds s JOIN regions r ON r.id = s.region_id \
+     JOIN system_controllers c ON c.id = s.controller_id";
+
+fn site_enrollment(
+    r: &sqlx::any::AnyRow,
+    token: String,
+    expires_at: Millis,
+) -> Result<SiteEnrollment> {
+    Ok(SiteEnrollment {
+        subcloud: r.try_get(1)?,
+        token,
+        expires_at,
+        region: r.try_get(2)?,
+        lat: r.try_get(3)?,
+        lon: r.try_get(4)?,
+        software_version: r.try_get(5)?,
+        controller: r.try_get(6)?,
+    })
+}
+
 fn sha256(s: &str) -> [u8; 32] {
     Sha256::digest(s.as_bytes()).into()
 }
@@ -416,10 +438,6 @@ impl Engine {
         req: &EnrollmentRequest,
     ) -> Result<Vec<SiteEnrollment>> {
         actor.require(Permission::Administer)?;
-        let gateway = self.agent_gateway();
-        let ttl = gateway
-            .map(|g| g.policy.enrollment_ttl)
-            .unwrap_or(IntakePolicy::default().enrollment_ttl);
         let names: Vec<SubcloudName> = if req.all {
             Vec::new()
         } else {
@@ -435,11 +453,7 @@ impl Engine {
                 .map(|n| SubcloudName::parse(n))
                 .collect::<Result<_, _>>()?
         };
-        let mut q = Sql::new(
-            "SELECT s.id, s.name, r.name, s.lat, s.lon, s.software_version, c.name \
-             FROM subclouds s JOIN regions r ON r.id = s.region_id \
-             JOIN system_controllers c ON c.id = s.controller_id",
-        );
+        let mut q = Sql::new(SITE_FACTS);
         if !req.all {
             q.push(" WHERE s.name IN (");
             for n in &names {
@@ -450,7 +464,7 @@ impl Engine {
         q.push(" ORDER BY s.id");
         let (sql, args) = q.finish()?;
         let now = Millis::now();
-        let expires_at = Millis(now.0.saturating_add(millis(ttl)));
+        let expires_at = self.enrollment_expiry(now);
         let rows = sqlx::query_with(&sql, args)
             .fetch_all(self.store.pool())
             .await?;
@@ -473,16 +487,7 @@ impl Engine {
         for r in &rows {
             let token = format!("{ENROLLMENT_PREFIX}{}", random_hex());
             hashes.push((r.try_get::<i64, _>(0)?, hex(&sha256(&token))));
-            out.push(SiteEnrollment {
-                subcloud: r.try_get(1)?,
-                token,
-                expires_at,
-                region: r.try_get(2)?,
-                lat: r.try_get(3)?,
-                lon: r.try_get(4)?,
-                software_version: r.try_get(5)?,
-                controller: r.try_get(6)?,
-            });
+            out.push(site_enrollment(r, token, expires_at)?);
         }
         let rows = hashes
             .into_iter()
@@ -529,15 +534,10 @@ impl Engine {
     pub(crate) async fn issue_enrollment_in(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-        _actor: &Actor,
         subcloud_id: i64,
         now: Millis,
     ) -> Result<SiteEnrollment> {
-        let ttl = self
-            .agent_gateway()
-            .map(|g| g.policy.enrollment_ttl)
-            .unwrap_or(IntakePolicy::default().enrollment_ttl);
-        let expires_at = Millis(now.0.saturating_add(millis(ttl)));
+        let expires_at = self.enrollment_expiry(now);
         let token = format!("{ENROLLMENT_PREFIX}{}", random_hex());
         let row = enrollment_row(subcloud_id, hex(&sha256(&token)), expires_at, now);
         bulk_insert(
@@ -548,24 +548,20 @@ impl Engine {
             ENROLLMENT_UPSERT,
         )
         .await?;
-        let r = sqlx::query(
-            "SELECT s.name, r.name, s.lat, s.lon, s.software_version, c.name \
-             FROM subclouds s JOIN regions r ON r.id = s.region_id \
-             JOIN system_controllers c ON c.id = s.controller_id WHERE s.id = $1",
-        )
-        .bind(subcloud_id)
-        .fetch_one(&mut **tx)
-        .await?;
-        Ok(SiteEnrollment {
-            subcloud: r.try_get(0)?,
-            token,
-            expires_at,
-            region: r.try_get(1)?,
-            lat: r.try_get(2)?,
-            lon: r.try_get(3)?,
-            software_version: r.try_get(4)?,
-            controller: r.try_get(5)?,
-        })
+        let r = sqlx::query(&format!("{SITE_FACTS} WHERE s.id = $1"))
+            .bind(subcloud_id)
+            .fetch_one(&mut **tx)
+            .await?;
+        site_enrollment(&r, token, expires_at)
+    }
+
+    /// When an enrollment token issued at `now` stops working.
+    fn enrollment_expiry(&self, now: Millis) -> Millis {
+        let ttl = self
+            .agent_gateway()
+            .map(|g| g.policy.enrollment_ttl)
+            .unwrap_or(IntakePolicy::default().enrollment_ttl);
+        Millis(now.0.saturating_add(millis(ttl)))
     }
 
     /// Makes a newly added subcloud known to the running gateway (its reports are refused

@@ -151,7 +151,7 @@ mod store {
                 ),
             )
             .await?;
-            let enrollment = self.issue_enrollment_in(&mut tx, actor, id, now).await?;
+            let enrollment = self.issue_enrollment_in(&mut tx, id, now).await?;
             tx.commit().await?;
             self.register_agent(id, name.as_str(), peer_group_id)
                 .await?;

@@ -79,8 +79,7 @@ pub struct SubcloudPage {
 
 impl SubcloudPage {
     pub fn page_count(&self) -> u32 {
-        let per = u64::from(self.per_page.max(1));
-        u32::try_from(self.matching.div_ceil(per).max(1)).unwrap_or(u32::MAX)
+        crate::paging::page_count(self.matching, self.per_page)
     }
 }
 

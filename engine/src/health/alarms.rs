@@ -179,8 +179,7 @@ pub struct AlarmPage {
 
 impl AlarmPage {
     pub fn page_count(&self) -> u32 {
-        let pages = self.matching.div_ceil(u64::from(self.per_page.max(1)));
-        u32::try_from(pages).unwrap_or(u32::MAX).max(1)
+        crate::paging::page_count(self.matching, self.per_page)
     }
 }
 

@@ -9,13 +9,12 @@ use sqlx::Row;
 
 use super::alarm_ids;
 use crate::agents::wire::{self, SiteHealth};
-use crate::agents::AgentGateway;
 use crate::audit::{self, AuditEntry};
 use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::fleet::{roll_up_sync, AvailabilityStatus, SyncStatus};
 use crate::health::{AlarmCounts, AlarmSeverity, AvailabilityTracker};
-use crate::store::{bulk_insert, bulk_update, Cell, Sql};
+use crate::store::{bulk_insert, bulk_update, execute_for_ids, fetch_for_ids, Cell};
 use crate::time::Millis;
 use crate::Engine;
 
@@ -198,7 +197,7 @@ impl Engine {
         };
         let reports = seqs.len();
         // 2. Write it all in one transaction; on failure put the in-memory state back.
-        match self.write_tick(&gateway, now, seqs, &plans).await {
+        match self.write_tick(now, seqs, &plans).await {
             Ok(report) => {
                 let mut st = gateway.lock();
                 for p in &plans {
@@ -246,7 +245,6 @@ impl Engine {
 
     async fn write_tick(
         &self,
-        _gateway: &AgentGateway,
         now: Millis,
         seqs: Vec<Vec<Cell>>,
         plans: &[Plan],
@@ -412,17 +410,12 @@ impl Engine {
             .filter(|p| p.flip == Some(AvailabilityStatus::Offline))
             .map(|p| p.id)
             .collect();
-        for chunk in offline_ids.chunks(400) {
-            let mut b =
-                Sql::new("UPDATE subcloud_endpoints SET sync_status = 'unknown', updated_at = ");
-            b.bind(now.0).push(" WHERE subcloud_id IN (");
-            for id in chunk {
-                b.item(*id);
-            }
-            b.push(")");
-            let (sql, args) = b.finish()?;
-            sqlx::query_with(&sql, args).execute(&mut *tx).await?;
-        }
+        execute_for_ids(&mut tx, &offline_ids, |b| {
+            b.push("UPDATE subcloud_endpoints SET sync_status = 'unknown', updated_at = ")
+                .bind(now.0)
+                .push(" WHERE subcloud_id IN");
+        })
+        .await?;
         bulk_insert(
             &mut tx,
             "availability_history",
@@ -476,15 +469,10 @@ impl Engine {
             sync_rows,
         )
         .await?;
-        for chunk in reach_ids.chunks(400) {
-            let mut b = Sql::new("DELETE FROM subcloud_reachability WHERE subcloud_id IN (");
-            for id in chunk {
-                b.item(*id);
-            }
-            b.push(")");
-            let (sql, args) = b.finish()?;
-            sqlx::query_with(&sql, args).execute(&mut *tx).await?;
-        }
+        execute_for_ids(&mut tx, &reach_ids, |b| {
+            b.push("DELETE FROM subcloud_reachability WHERE subcloud_id IN");
+        })
+        .await?;
         bulk_insert(
             &mut tx,
             "subcloud_reachability",
@@ -502,24 +490,20 @@ impl Engine {
         // Agent alarms: the report lists every active alarm; clear what is gone, raise what is new.
         let ids: Vec<i64> = alarm_sync.iter().map(|(id, _)| *id).collect();
         let mut active: HashMap<i64, Vec<(i64, String, String, String)>> = HashMap::new();
-        for chunk in ids.chunks(400) {
-            let mut b = Sql::new(
-                "SELECT subcloud_id, id, alarm_id, entity, severity FROM alarms \
-                 WHERE source = 'agent' AND cleared_at IS NULL AND subcloud_id IN (",
-            );
-            for id in chunk {
-                b.item(*id);
-            }
-            b.push(")");
-            let (sql, args) = b.finish()?;
-            for r in sqlx::query_with(&sql, args).fetch_all(&mut *tx).await? {
-                active.entry(r.try_get(0)?).or_default().push((
-                    r.try_get(1)?,
-                    r.try_get(2)?,
-                    r.try_get(3)?,
-                    r.try_get(4)?,
-                ));
-            }
+        let rows = fetch_for_ids(
+            &mut tx,
+            &ids,
+            "SELECT subcloud_id, id, alarm_id, entity, severity FROM alarms \
+             WHERE source = 'agent' AND cleared_at IS NULL AND subcloud_id IN",
+        )
+        .await?;
+        for r in rows {
+            active.entry(r.try_get(0)?).or_default().push((
+                r.try_get(1)?,
+                r.try_get(2)?,
+                r.try_get(3)?,
+                r.try_get(4)?,
+            ));
         }
         let mut clear_ids: Vec<i64> = Vec::new();
         let mut agent_raise: Vec<Vec<Cell>> = Vec::new();
@@ -556,19 +540,12 @@ impl Engine {
         }
         // Clears first, so a severity change (clear + raise of the same key) keeps the
         // one-active-alarm-per-key rule.
-        for chunk in clear_ids.chunks(400) {
-            let mut b = Sql::new("UPDATE alarms SET cleared_at = ");
-            b.bind(now.0).push(" WHERE cleared_at IS NULL AND id IN (");
-            for id in chunk {
-                b.item(*id);
-            }
-            b.push(")");
-            let (sql, args) = b.finish()?;
-            out.alarms_cleared += sqlx::query_with(&sql, args)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-        }
+        out.alarms_cleared += execute_for_ids(&mut tx, &clear_ids, |b| {
+            b.push("UPDATE alarms SET cleared_at = ")
+                .bind(now.0)
+                .push(" WHERE cleared_at IS NULL AND id IN");
+        })
+        .await?;
         for (sid, alarm_id) in &clear {
             out.alarms_cleared += sqlx::query(
                 "UPDATE alarms SET cleared_at = $1 WHERE subcloud_id = $2 AND alarm_id = $3 \
@@ -596,53 +573,38 @@ impl Engine {
             })
             .collect();
         raise_rows.extend(agent_raise);
-        for chunk in raise_rows.chunks(400) {
-            // ON CONFLICT DO NOTHING: raising an active alarm again is a no-op (unique index
-            // on subcloud, alarm id and entity among active alarms).
-            let before: i64 =
-                sqlx::query_scalar("SELECT COUNT(*) FROM alarms WHERE raised_at = $1")
-                    .bind(now.0)
-                    .fetch_one(&mut *tx)
-                    .await?;
-            bulk_insert(
-                &mut tx,
-                "alarms",
-                &[
-                    "subcloud_id",
-                    "alarm_id",
-                    "severity",
-                    "reason",
-                    "entity",
-                    "raised_at",
-                    "source",
-                ],
-                chunk.to_vec(),
-                " ON CONFLICT DO NOTHING",
-            )
-            .await?;
-            let after: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM alarms WHERE raised_at = $1")
-                .bind(now.0)
-                .fetch_one(&mut *tx)
-                .await?;
-            out.alarms_raised += u64::try_from(after - before).unwrap_or(0);
-        }
+        // ON CONFLICT DO NOTHING: raising an active alarm again is a no-op (unique index on
+        // subcloud, alarm id and entity among active alarms) and is not counted.
+        out.alarms_raised += bulk_insert(
+            &mut tx,
+            "alarms",
+            &[
+                "subcloud_id",
+                "alarm_id",
+                "severity",
+                "reason",
+                "entity",
+                "raised_at",
+                "source",
+            ],
+            raise_rows,
+            " ON CONFLICT DO NOTHING",
+        )
+        .await?;
         // Roll-up (reference §1.7) of every subcloud whose alarms may have changed.
         touched.sort_unstable();
         touched.dedup();
         let mut counts: HashMap<i64, Vec<AlarmSeverity>> =
             touched.iter().map(|id| (*id, Vec::new())).collect();
-        for chunk in touched.chunks(400) {
-            let mut b = Sql::new("SELECT subcloud_id, severity FROM alarms WHERE cleared_at IS NULL AND subcloud_id IN (");
-            for id in chunk {
-                b.item(*id);
-            }
-            b.push(")");
-            let (sql, args) = b.finish()?;
-            for r in sqlx::query_with(&sql, args).fetch_all(&mut *tx).await? {
-                let sev: AlarmSeverity =
-                    crate::store::parse_col("severity", r.try_get::<&str, _>(1)?)?;
-                counts.entry(r.try_get(0)?).or_default().push(sev);
-            }
+        let rows = fetch_for_ids(
+            &mut tx,
+            &touched,
+            "SELECT subcloud_id, severity FROM alarms WHERE cleared_at IS NULL AND subcloud_id IN",
+        )
+        .await?;
+        for r in rows {
+            let sev: AlarmSeverity = crate::store::parse_col("severity", r.try_get::<&str, _>(1)?)?;
+            counts.entry(r.try_get(0)?).or_default().push(sev);
         }
         let rollup: Vec<Vec<Cell>> = counts
             .iter()

@@ -258,6 +258,15 @@ impl Sql<'_> {
         }
     }
 
+    /// ` (1, 2, 3)`: a parenthesised list of bound ids, for `IN`.
+    pub fn in_list(&mut self, ids: &[i64]) -> &mut Self {
+        self.push(" (");
+        for id in ids {
+            self.item(*id);
+        }
+        self.push(")")
+    }
+
     /// `(a, b), (c, d), …`: rows of bound values.
     fn rows(&mut self, rows: impl Iterator<Item = Vec<Cell>>) -> &mut Self {
         for (i, row) in rows.enumerate() {
@@ -335,23 +344,65 @@ pub(crate) async fn bulk_update(
     Ok(())
 }
 
-/// `INSERT INTO table (cols…) VALUES … <suffix>` in chunks (suffix e.g. an `ON CONFLICT`).
+/// `INSERT INTO table (cols…) VALUES … <suffix>` in chunks (suffix e.g. an `ON CONFLICT`);
+/// returns how many rows were inserted (`ON CONFLICT DO NOTHING` skips count as none).
 pub(crate) async fn bulk_insert(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     table: &str,
     cols: &[&str],
     rows: Vec<Vec<Cell>>,
     suffix: &str,
-) -> Result<()> {
+) -> Result<u64> {
+    let mut inserted = 0;
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
         let mut b = Sql::new(format!("INSERT INTO {table} ({}) VALUES ", cols.join(", ")));
         b.rows(rows.by_ref().take(BULK_ROWS));
         b.push(suffix);
         let (sql, args) = b.finish()?;
-        sqlx::query_with(&sql, args).execute(&mut **tx).await?;
+        inserted += sqlx::query_with(&sql, args)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
     }
-    Ok(())
+    Ok(inserted)
+}
+
+/// Runs `head … IN (ids) tail` over `ids` in chunks, `bind` adding the parameters that come
+/// before the list. Returns the rows affected.
+pub(crate) async fn execute_for_ids(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    ids: &[i64],
+    build: impl Fn(&mut Sql<'_>),
+) -> Result<u64> {
+    let mut affected = 0;
+    for chunk in ids.chunks(BULK_ROWS) {
+        let mut b = Sql::new("");
+        build(&mut b);
+        b.in_list(chunk);
+        let (sql, args) = b.finish()?;
+        affected += sqlx::query_with(&sql, args)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+    }
+    Ok(affected)
+}
+
+/// Like [`execute_for_ids`] for a query: all rows of every chunk.
+pub(crate) async fn fetch_for_ids(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    ids: &[i64],
+    head: &str,
+) -> Result<Vec<sqlx::any::AnyRow>> {
+    let mut out = Vec::new();
+    for chunk in ids.chunks(BULK_ROWS) {
+        let mut b = Sql::new(head);
+        b.in_list(chunk);
+        let (sql, args) = b.finish()?;
+        out.extend(sqlx::query_with(&sql, args).fetch_all(&mut **tx).await?);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use app::auth::SessionToken;
 use axum::extract::State;
-use axum::http::{header, HeaderMap};
+use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::Extension;
 use engine::auth::SessionPolicy;
@@ -132,11 +132,7 @@ pub async fn stream(
     // The gate has already authenticated the request one way or the other.
     let credential = match session {
         Some(Extension(SessionToken(t))) => Some(Credential::Session(t)),
-        None => headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(|t| Credential::ApiToken(t.trim().to_string())),
+        None => crate::auth::bearer(&headers).map(|t| Credential::ApiToken(t.to_string())),
     };
     let bus = s.engine.events().clone();
     let client = Client {
