@@ -150,6 +150,25 @@ async fn all_report(engine: &Engine, sites: &[(String, String)], t: i64, skip: &
     engine.health_tick(Millis(t)).await.unwrap();
 }
 
+/// Availability transitions of one subcloud in the 24 h before `at`.
+async fn transitions(engine: &Engine, name: &str, at: i64) -> u32 {
+    let id = engine.subcloud_detail(name).await.unwrap().id;
+    engine
+        .availability_timeline(id, Millis(at))
+        .await
+        .unwrap()
+        .transitions
+}
+
+/// Alarms ever raised in the fleet, active or cleared.
+async fn alarms_ever(engine: &Engine) -> u64 {
+    let q = AlarmQuery {
+        state: AlarmState::All,
+        ..Default::default()
+    };
+    engine.alarm_page(&q).await.unwrap().matching
+}
+
 async fn enrollment_is_single_use_and_secrets_authenticate(b: Backend) {
     let (_db, engine) = setup(b, 3).await;
     let name = engine
@@ -353,22 +372,8 @@ async fn flapping_inside_the_window_changes_nothing(b: Backend) {
         all_report(&engine, &sites, t0 + k * INTERVAL, &[]).await;
     }
     let flapper = sites[0].0.clone();
-    let history_before = engine
-        .availability_timeline(
-            engine.subcloud_detail(&flapper).await.unwrap().id,
-            Millis(t0 + 30 * INTERVAL),
-        )
-        .await
-        .unwrap()
-        .transitions;
-    let alarms_before = engine
-        .alarm_page(&AlarmQuery {
-            state: AlarmState::All,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .matching;
+    let history_before = transitions(&engine, &flapper, t0 + 30 * INTERVAL).await;
+    let alarms_before = alarms_ever(&engine).await;
     // The link drops two reports out of every four for 20 s: never 3 s of silence.
     let mut t = t0 + 3 * INTERVAL;
     let mut k = 0;
@@ -383,23 +388,9 @@ async fn flapping_inside_the_window_changes_nothing(b: Backend) {
         availability(&engine, &flapper).await,
         AvailabilityStatus::Online
     );
-    let after = engine
-        .availability_timeline(
-            engine.subcloud_detail(&flapper).await.unwrap().id,
-            Millis(t0 + 30 * INTERVAL),
-        )
-        .await
-        .unwrap()
-        .transitions;
+    let after = transitions(&engine, &flapper, t0 + 30 * INTERVAL).await;
     assert_eq!(after, history_before, "no availability transitions");
-    let alarms_after = engine
-        .alarm_page(&AlarmQuery {
-            state: AlarmState::All,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .matching;
+    let alarms_after = alarms_ever(&engine).await;
     assert_eq!(alarms_after, alarms_before, "no alarm raised or cleared");
 }
 

@@ -1745,13 +1745,7 @@ async fn malformed_server_function_calls_answer_400() {
             }
         }
         // Over the body limit without a Content-Length (chunked): 413, like with one.
-        let mut body = Vec::new();
-        for _ in 0..70 {
-            body.extend_from_slice(b"400\r\n");
-            body.extend_from_slice(&[b'x'; 1024]);
-            body.extend_from_slice(b"\r\n");
-        }
-        body.extend_from_slice(b"0\r\n\r\n");
+        let body = chunked_over_limit();
         let res = app
             .raw_answer(app.raw_request(
                 "POST",
@@ -2005,13 +1999,7 @@ async fn oversized_requests_are_refused(b: Backend) {
         assert_eq!(res.status, StatusCode::PAYLOAD_TOO_LARGE, "{target}");
     }
     // Chunked (no length announced) to a form handler: read up to the limit, then refused.
-    let mut chunked = Vec::new();
-    for _ in 0..70 {
-        chunked.extend_from_slice(b"400\r\n");
-        chunked.extend_from_slice(&[b'x'; 1024]);
-        chunked.extend_from_slice(b"\r\n");
-    }
-    chunked.extend_from_slice(b"0\r\n\r\n");
+    let chunked = chunked_over_limit();
     let res = app
         .raw_answer(app.raw_request(
             "POST",
@@ -2863,4 +2851,16 @@ async fn login_redirects_stay_on_site() {
             "{loc}"
         );
     }
+}
+
+/// A chunked request body of 70 KiB (over the 64 KiB limit) that announces no length.
+fn chunked_over_limit() -> Vec<u8> {
+    let mut body = Vec::new();
+    for _ in 0..70 {
+        body.extend_from_slice(b"400\r\n");
+        body.extend_from_slice(&[b'x'; 1024]);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(b"0\r\n\r\n");
+    body
 }

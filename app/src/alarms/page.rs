@@ -15,7 +15,9 @@ use leptos_router::params::ParamsMap;
 
 use super::{fetch_alarm_page, AcknowledgeAlarms};
 use crate::auth::{get_current_user, FormStatus};
-use crate::components::{group_digits, severity_tone, submit_enclosing_form, Badge, ErrorPanel};
+use crate::components::{
+    group_digits, page_summary, pager, severity_tone, submit_enclosing_form, Badge, ErrorPanel,
+};
 use crate::live::{use_live, LastGood, Refresh, Shown, StaleNotice};
 use crate::ApiError;
 use engine::auth::Role;
@@ -272,21 +274,13 @@ fn AlarmTable(
     stale: Option<ApiError>,
 ) -> impl IntoView {
     let pages = page.page_count();
-    let first = (u64::from(page.page) - 1) * u64::from(page.per_page) + 1;
-    let last = first + page.rows.len() as u64 - 1;
-    let summary = if page.rows.is_empty() {
-        format!(
-            "No alarms on this page; {} match",
-            group_digits(page.matching)
-        )
-    } else {
-        format!(
-            "{}–{} of {} alarms",
-            group_digits(first),
-            group_digits(last),
-            group_digits(page.matching)
-        )
-    };
+    let summary = page_summary(
+        "alarms",
+        page.page,
+        page.per_page,
+        page.rows.len(),
+        page.matching,
+    );
     let link = {
         let query = query.clone();
         move |p: u32| {
@@ -429,13 +423,7 @@ fn AlarmTable(
         {stale.map(|e| view! { <StaleNotice error=e/> })}
         <p class="result-count" role="status" data-matching=page.matching>{summary}</p>
         {body}
-        <nav class="pager" aria-label="Pages">
-            {(page.page > 1).then(|| view! { <a href=link(1) rel="first">"« First"</a> })}
-            {(page.page > 1).then(|| view! { <a href=link(page.page - 1) rel="prev">"‹ Previous"</a> })}
-            <span class="pager-pos">{format!("Page {} of {}", page.page, group_digits(pages.into()))}</span>
-            {(page.page < pages).then(|| view! { <a href=link(page.page + 1) rel="next">"Next ›"</a> })}
-            {(page.page < pages).then(|| view! { <a href=link(pages) rel="last">"Last »"</a> })}
-        </nav>
+        {pager(page.page, pages, link)}
         <p class="as-of">"As of " <time datetime=page.as_of.to_iso()>{page.as_of.to_iso()}</time></p>
     }
 }

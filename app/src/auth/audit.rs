@@ -55,7 +55,7 @@ pub fn AuditPage() -> impl IntoView {
                     (Err(e), _) => view! { <ErrorPanel error=e/> }.into_any(),
                     (Ok(p), q) => {
                         let q = q.unwrap_or_default();
-                        let pages = p.matching.div_ceil(u64::from(p.per_page.max(1))).max(1);
+                        let pages = u64::from(engine::paging::page_count(p.matching, p.per_page));
                         let link = move |n: u32| format!("/audit{}", AuditQuery { page: n, ..q.clone() }.to_query_string());
                         view! {
                             <p class="result-count" role="status" data-matching=p.matching>

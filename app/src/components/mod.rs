@@ -154,6 +154,35 @@ pub fn submit_enclosing_form(ev: leptos::ev::Event) {
     let _ = ev;
 }
 
+/// `1–50 of 2,000 subclouds` for a page showing `shown` rows, or `No subclouds on this
+/// page; N match` past the end.
+pub fn page_summary(noun: &str, page: u32, per_page: u32, shown: usize, matching: u64) -> String {
+    if shown == 0 {
+        return format!("No {noun} on this page; {} match", group_digits(matching));
+    }
+    let first = (u64::from(page) - 1) * u64::from(per_page) + 1;
+    let last = first + shown as u64 - 1;
+    format!(
+        "{}–{} of {} {noun}",
+        group_digits(first),
+        group_digits(last),
+        group_digits(matching)
+    )
+}
+
+/// First / previous / position / next / last links of a paged list; `link(n)` is page n's URL.
+pub fn pager(page: u32, pages: u32, link: impl Fn(u32) -> String) -> impl IntoView {
+    view! {
+        <nav class="pager" aria-label="Pages">
+            {(page > 1).then(|| view! { <a href=link(1) rel="first">"« First"</a> })}
+            {(page > 1).then(|| view! { <a href=link(page - 1) rel="prev">"‹ Previous"</a> })}
+            <span class="pager-pos">{format!("Page {} of {}", page, group_digits(pages.into()))}</span>
+            {(page < pages).then(|| view! { <a href=link(page + 1) rel="next">"Next ›"</a> })}
+            {(page < pages).then(|| view! { <a href=link(pages) rel="last">"Last »"</a> })}
+        </nav>
+    }
+}
+
 /// Thousands separators, locale-free (the server and browser must render the same text).
 pub fn group_digits(n: u64) -> String {
     let s = n.to_string();

@@ -10,8 +10,8 @@ use leptos_router::hooks::use_query_map;
 
 use super::{get_filter_choices, get_subcloud_page};
 use crate::components::{
-    alarm_status_tone, availability_tone, deploy_tone, group_digits, management_tone, sync_tone,
-    Badge, ErrorPanel,
+    alarm_status_tone, availability_tone, deploy_tone, management_tone, page_summary, pager,
+    sync_tone, Badge, ErrorPanel,
 };
 use crate::live::{use_live, LastGood, Refresh, Shown, StaleNotice};
 use crate::ApiError;
@@ -240,21 +240,13 @@ fn SubcloudTable(
     stale: Option<ApiError>,
 ) -> impl IntoView {
     let pages = page.page_count();
-    let first = (u64::from(page.page) - 1) * u64::from(page.per_page) + 1;
-    let last = first + page.rows.len() as u64 - 1;
-    let summary = if page.rows.is_empty() {
-        format!(
-            "No subclouds on this page; {} match",
-            group_digits(page.matching)
-        )
-    } else {
-        format!(
-            "{}–{} of {} subclouds",
-            group_digits(first),
-            group_digits(last),
-            group_digits(page.matching)
-        )
-    };
+    let summary = page_summary(
+        "subclouds",
+        page.page,
+        page.per_page,
+        page.rows.len(),
+        page.matching,
+    );
     let link = {
         let query = query.clone();
         move |p: u32| {
@@ -340,12 +332,6 @@ fn SubcloudTable(
                 </tbody>
             </table>
         </div>
-        <nav class="pager" aria-label="Pages">
-            {(page.page > 1).then(|| view! { <a href=link(1) rel="first">"« First"</a> })}
-            {(page.page > 1).then(|| view! { <a href=link(page.page - 1) rel="prev">"‹ Previous"</a> })}
-            <span class="pager-pos">{format!("Page {} of {}", page.page, group_digits(pages.into()))}</span>
-            {(page.page < pages).then(|| view! { <a href=link(page.page + 1) rel="next">"Next ›"</a> })}
-            {(page.page < pages).then(|| view! { <a href=link(pages) rel="last">"Last »"</a> })}
-        </nav>
+        {pager(page.page, pages, link)}
     }
 }
