@@ -24,6 +24,8 @@ pub struct Engine {
     pub(crate) overview_cache: Arc<OverviewCache>,
     /// Set once the controller takes agent reports (`start_agent_gateway`).
     pub(crate) agents: Arc<std::sync::OnceLock<crate::agents::AgentGateway>>,
+    /// Set once the orchestrator runs: operator actions wake it instead of waiting a tick.
+    pub(crate) orchestrator_wake: Arc<std::sync::OnceLock<Arc<tokio::sync::Notify>>>,
 }
 
 /// The last overview computed, with the event generation it reflects. Many dashboards (wall
@@ -56,6 +58,7 @@ impl Engine {
             login_throttle: Arc::new(LoginThrottle::new(policy)),
             overview_cache: Arc::default(),
             agents: Arc::default(),
+            orchestrator_wake: Arc::default(),
         }
     }
 

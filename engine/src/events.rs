@@ -47,6 +47,14 @@ pub enum Event {
     },
     /// An operator acknowledged alarms.
     AlarmsAcknowledged { ids: Vec<i64>, at: Millis },
+    /// A strategy was created, acted on, or its steps progressed (one per strategy per
+    /// orchestrator tick at most).
+    StrategyChanged {
+        id: i64,
+        strategy_type: String,
+        state: String,
+        at: Millis,
+    },
 }
 
 impl Event {

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod error;
 pub mod fleet;
 pub mod health;
+pub mod orchestration;
 pub mod paging;
 mod text_enum;
 pub mod time;

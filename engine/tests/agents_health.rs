@@ -617,6 +617,7 @@ async fn commands_are_delivered_until_acknowledged(b: Backend) {
         state: CommandState::Succeeded,
         percent: 100,
         message: "done".into(),
+        phase: None,
     });
     let a = g.accept_report(&secret, r, Millis::now()).unwrap();
     assert!(a.commands.is_empty());
@@ -642,6 +643,7 @@ async fn an_added_subcloud_enrolls_and_comes_online(b: Backend) {
         group: None,
         peer_group: None,
         controller: "sc-amsterdam".into(),
+        timezone: None,
     };
     assert!(matches!(
         engine.add_subcloud(&operator(), &new).await,

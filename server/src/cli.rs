@@ -446,6 +446,12 @@ pub async fn start_health(
         .await
         .context("starting the agent gateway")?;
     engine.spawn_health_monitor()?;
+    // Wakes when the health monitor stores step progress or an operator acts; the period
+    // covers soak times, retry backoffs, maintenance windows and timeouts.
+    engine::orchestration::spawn_orchestrator(
+        engine.clone(),
+        std::time::Duration::from_millis(h.tick_ms),
+    );
     Ok(())
 }
 

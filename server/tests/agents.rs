@@ -3,7 +3,6 @@
 //! control API, and reqwest for the REST API and the event stream. The same scenario runs on
 //! SQLite and on PostgreSQL.
 
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -15,7 +14,10 @@ use engine::store::Backend;
 use engine::testing::TestDb;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
+
+mod common;
+use common::{agent_bin, free_port, start_controller, wait_for, Timing};
 
 both_backends!(agents_health_restart_and_refusals);
 
@@ -23,87 +25,11 @@ const INTERVAL_MS: u64 = 500;
 const MISSED: u64 = 3;
 const TICK_MS: u64 = 100;
 const SITES: u32 = 8;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-/// `murmur-agent` next to `murmur` (cargo builds both for `cargo test --workspace`); built on
-/// demand when only this package's tests were asked for.
-fn agent_bin() -> PathBuf {
-    let murmur = PathBuf::from(env!("CARGO_BIN_EXE_murmur"));
-    let agent = murmur.with_file_name(format!("murmur-agent{}", std::env::consts::EXE_SUFFIX));
-    if !agent.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let ok = std::process::Command::new(cargo)
-            .args(["build", "-p", "agent", "--bin", "murmur-agent"])
-            .status()
-            .expect("run cargo build")
-            .success();
-        assert!(ok, "building murmur-agent");
-    }
-    agent
-}
-
-struct Controller {
-    child: Child,
-    base: String,
-}
-
-async fn start_controller(db: &TestDb, port: u16) -> Controller {
-    let child = Command::new(env!("CARGO_BIN_EXE_murmur"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--database-url",
-            &db.url,
-            "--site-root",
-            &std::env::temp_dir().to_string_lossy(),
-            "--controller-name",
-            "sc-amsterdam",
-            "--report-interval-ms",
-            &INTERVAL_MS.to_string(),
-            "--offline-after-missed",
-            &MISSED.to_string(),
-            "--online-after-reports",
-            "2",
-            "--health-tick-ms",
-            &TICK_MS.to_string(),
-        ])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start murmur serve");
-    let base = format!("http://127.0.0.1:{port}");
-    wait_for(Duration::from_secs(30), "controller /healthz", || async {
-        reqwest::get(format!("{base}/healthz"))
-            .await
-            .map(|r| r.status() == StatusCode::OK)
-            .unwrap_or(false)
-    })
-    .await;
-    Controller { child, base }
-}
-
-async fn wait_for<F, Fut>(limit: Duration, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    while !check().await {
-        assert!(
-            start.elapsed() < limit,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+const TIMING: Timing = Timing {
+    interval_ms: INTERVAL_MS,
+    missed: MISSED,
+    tick_ms: TICK_MS,
+};
 
 struct Api {
     base: String,
@@ -182,7 +108,7 @@ async fn agents_health_restart_and_refusals(b: Backend) {
     let spare = spare[0].clone();
 
     let port = free_port();
-    let mut controller = start_controller(&db, port).await;
+    let mut controller = start_controller(&db, port, TIMING).await;
     let api = Api {
         base: controller.base.clone(),
         token: token.clone(),
@@ -374,7 +300,7 @@ async fn agents_health_restart_and_refusals(b: Backend) {
     controller.child.start_kill().expect("kill controller");
     controller.child.wait().await.expect("controller exit");
     tokio::time::sleep(Duration::from_millis(INTERVAL_MS * 2)).await;
-    let controller = start_controller(&db, port).await;
+    let controller = start_controller(&db, port, TIMING).await;
     wait_for(
         Duration::from_secs(20),
         "reports accepted after the restart",

@@ -177,6 +177,9 @@ pub struct CommandProgress {
     pub percent: u8,
     #[serde(default)]
     pub message: String,
+    /// The phase the agent is in (one of [`CommandAction::phases`]); absent from older agents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
 }
 
 /// Work for the agent, carried in a [`ReportAnswer`] until the agent reports progress on it.
@@ -197,8 +200,67 @@ pub enum CommandAction {
     SoftwareDeploy { release: String },
     /// Re-audit and re-sync every endpoint.
     SyncEndpoints,
+    /// Upgrade Kubernetes to a version.
+    KubernetesUpgrade { to_version: String },
+    /// Rotate the Kubernetes root CA.
+    KubeRootcaUpdate {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expiry_date: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        subject: Option<String>,
+    },
+    /// Apply the uploaded device firmware images.
+    FirmwareUpdate,
+    /// Stage a release's packages and images on the site ahead of a deploy.
+    Prestage {
+        release: String,
+        #[serde(default)]
+        for_install: bool,
+    },
+    /// Undo a failed step: return the site to `to` (the release or version it ran before).
+    Rollback { of: String, to: String },
     #[serde(other)]
     Unknown,
+}
+
+impl CommandAction {
+    /// The phases an agent goes through, in order, reporting each as
+    /// [`CommandProgress::phase`]. The names are StarlingX's step states, so an operator who
+    /// knows `dcmanager` reads them unchanged.
+    pub fn phases(&self) -> &'static [&'static str] {
+        match self {
+            CommandAction::SoftwareDeploy { .. } => &[
+                "sw-deploy pre-check",
+                "sw-deploy install license",
+                "create VIM sw-deploy strategy",
+                "apply VIM sw-deploy strategy",
+                "finish sw-deploy strategy",
+            ],
+            CommandAction::SyncEndpoints => &["syncing"],
+            CommandAction::KubernetesUpgrade { .. } => &[
+                "kube upgrade pre check",
+                "kube creating vim kube upgrade strategy",
+                "kube applying vim kube upgrade strategy",
+            ],
+            CommandAction::KubeRootcaUpdate { .. } => &[
+                "creating vim kube rootca update strategy",
+                "applying vim kube rootca update strategy",
+            ],
+            CommandAction::FirmwareUpdate => &[
+                "importing firmware",
+                "creating fw update strategy",
+                "applying fw update strategy",
+                "finishing fw update",
+            ],
+            CommandAction::Prestage { .. } => &[
+                "prestage-precheck",
+                "prestaging-packages",
+                "prestaging-images",
+            ],
+            CommandAction::Rollback { .. } => &["rolling back"],
+            CommandAction::Unknown => &[],
+        }
+    }
 }
 
 /// The controller's answer to an accepted report.
@@ -334,6 +396,9 @@ impl Report {
                 return Err(ValidationError::new("commands.percent", "must be 0 to 100"));
             }
             text("commands.message", &c.message)?;
+            if let Some(phase) = &c.phase {
+                text("commands.phase", phase)?;
+            }
         }
         if self.reachability.len() > MAX_REACHABILITY {
             return Err(ValidationError::new(

@@ -26,6 +26,9 @@ pub struct NewSubcloud {
     pub peer_group: Option<String>,
     /// The system controller that manages it, by name.
     pub controller: String,
+    /// IANA time zone of the site (maintenance windows are in local time); default UTC.
+    #[serde(default)]
+    pub timezone: Option<String>,
 }
 
 #[cfg(feature = "store")]
@@ -70,6 +73,14 @@ mod store {
                     .into());
                 }
             }
+            let timezone = new.timezone.as_deref().unwrap_or("UTC");
+            if timezone.len() > 64 || jiff::tz::TimeZone::get(timezone).is_err() {
+                return Err(crate::ValidationError::new(
+                    "timezone",
+                    "timezone must be an IANA time zone name such as Europe/Paris",
+                )
+                .into());
+            }
             let pool = self.store.pool();
             let id_of = |table: &'static str, field: &'static str, value: String| async move {
                 let id: Option<i64> =
@@ -102,9 +113,9 @@ mod store {
             let inserted = sqlx::query(
                 "INSERT INTO subclouds (name, description, location, city, country, region_id, lat, lon, \
                  management_state, availability, deploy_status, sync_status, software_version, group_id, \
-                 peer_group_id, controller_id, created_at, updated_at) \
+                 peer_group_id, controller_id, created_at, updated_at, timezone) \
                  VALUES ($1, $2, '', $3, $4, $5, $6, $7, 'unmanaged', 'offline', 'not-deployed', 'unknown', '', \
-                 $8, $9, $10, $11, $11) ON CONFLICT (name) DO NOTHING RETURNING id",
+                 $8, $9, $10, $11, $11, $12) ON CONFLICT (name) DO NOTHING RETURNING id",
             )
             .bind(name.as_str())
             .bind(&new.description)
@@ -117,6 +128,7 @@ mod store {
             .bind(peer_group_id)
             .bind(controller_id)
             .bind(now.0)
+            .bind(timezone)
             .fetch_optional(&mut *tx)
             .await?;
             let Some(row) = inserted else {

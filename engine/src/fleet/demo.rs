@@ -636,7 +636,7 @@ async fn insert_subclouds(
             "INSERT INTO subclouds (name, description, location, city, country, region_id, lat, \
              lon, management_state, availability, deploy_status, sync_status, software_version, \
              group_id, peer_group_id, controller_id, alarm_status, alarm_rank, critical_alarms, \
-             major_alarms, minor_alarms, warnings, created_at, updated_at) VALUES ",
+             major_alarms, minor_alarms, warnings, timezone, created_at, updated_at) VALUES ",
         );
         for (i, s) in chunk.iter().enumerate() {
             let counts = s.alarm_counts();
@@ -663,6 +663,7 @@ async fn insert_subclouds(
                 .item(i64::from(counts.major))
                 .item(i64::from(counts.minor))
                 .item(i64::from(counts.warnings))
+                .item(s.city.tz)
                 .item(now)
                 .item(now);
         }

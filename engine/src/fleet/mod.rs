@@ -14,6 +14,8 @@ mod store;
 pub use add::NewSubcloud;
 pub use model::*;
 pub use query::*;
+#[cfg(feature = "store")]
+pub(crate) use store::push_filters as push_subcloud_filters;
 
 use serde::{Deserialize, Serialize};
 

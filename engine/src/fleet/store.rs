@@ -47,7 +47,7 @@ fn summary_from_row(row: &AnyRow) -> Result<SubcloudSummary> {
 }
 
 /// Appends the WHERE clause of `q` (all filters ANDed).
-fn push_filters(b: &mut Sql<'_>, q: &SubcloudQuery, backend: Backend) {
+pub(crate) fn push_filters(b: &mut Sql<'_>, q: &SubcloudQuery, backend: Backend) {
     b.push(" WHERE 1 = 1");
     if let Some(v) = q.availability {
         b.push(" AND s.availability = ").bind(v.as_str());

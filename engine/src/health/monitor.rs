@@ -14,7 +14,9 @@ use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::fleet::{roll_up_sync, AvailabilityStatus, SyncStatus};
 use crate::health::{AlarmCounts, AlarmSeverity, AvailabilityTracker};
-use crate::store::{bulk_insert, bulk_update, execute_for_ids, fetch_for_ids, Cell};
+use crate::store::{
+    bulk_insert, bulk_update, bulk_update_guarded, execute_for_ids, fetch_for_ids, Cell,
+};
 use crate::time::Millis;
 use crate::Engine;
 
@@ -638,22 +640,36 @@ impl Engine {
             rollup,
         )
         .await?;
-        // Command progress.
-        for p in plans {
-            for c in &p.commands {
-                sqlx::query(
-                    "UPDATE subcloud_commands SET state = $1, percent = $2, message = $3, updated_at = $4 \
-                     WHERE id = $5 AND subcloud_id = $6 AND state IN ('queued', 'running')",
-                )
-                .bind(c.state.as_str())
-                .bind(i64::from(c.percent))
-                .bind(&c.message)
-                .bind(now.0)
-                .bind(c.id)
-                .bind(p.id)
-                .execute(&mut *tx)
-                .await?;
-            }
+        // Command progress, guarded by the reporting site (an agent cannot touch another
+        // site's commands) and by the command still being open.
+        let progress: Vec<Vec<Cell>> = plans
+            .iter()
+            .flat_map(|p| {
+                p.commands.iter().map(move |c| {
+                    vec![
+                        Cell::Int(c.id),
+                        Cell::Text(c.state.as_str().into()),
+                        Cell::Int(i64::from(c.percent)),
+                        Cell::Text(c.message.clone()),
+                        Cell::Text(c.phase.clone().unwrap_or_default()),
+                        Cell::Int(now.0),
+                        Cell::Int(p.id),
+                    ]
+                })
+            })
+            .collect();
+        if !progress.is_empty() {
+            bulk_update_guarded(
+                &mut tx,
+                backend,
+                "subcloud_commands",
+                "id",
+                &["state", "percent", "message", "phase", "updated_at"],
+                &["subcloud_id"],
+                "state IN ('queued', 'running')",
+                progress,
+            )
+            .await?;
         }
         if !out.went_offline.is_empty() || !out.went_online.is_empty() {
             audit::record(
@@ -673,6 +689,13 @@ impl Engine {
             .await?;
         }
         tx.commit().await?;
+        // Step progress is in the store now: let the orchestrator act on it without waiting
+        // for its own tick.
+        if plans.iter().any(|p| !p.commands.is_empty()) {
+            if let Some(wake) = self.orchestrator_wake.get() {
+                wake.notify_one();
+            }
+        }
         let names: HashMap<i64, &str> = plans.iter().map(|p| (p.id, p.name.as_str())).collect();
         out.changed = touched
             .iter()

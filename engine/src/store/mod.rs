@@ -301,14 +301,41 @@ pub(crate) async fn bulk_update(
     set_cols: &[&str],
     rows: Vec<Vec<Cell>>,
 ) -> Result<()> {
+    bulk_update_guarded(tx, backend, table, key, set_cols, &[], "", rows).await
+}
+
+/// [`bulk_update`] that changes a row only if it also matches: each row ends with values that
+/// `guard_cols` must equal, and `extra` (fixed SQL over the table's own columns, e.g.
+/// `state IN ('queued', 'running')`) must hold. Rows that do not match are left alone.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn bulk_update_guarded(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    backend: Backend,
+    table: &str,
+    key: &str,
+    set_cols: &[&str],
+    guard_cols: &[&str],
+    extra: &str,
+    rows: Vec<Vec<Cell>>,
+) -> Result<()> {
+    let extra = if extra.is_empty() {
+        String::new()
+    } else {
+        format!(" AND {extra}")
+    };
     if backend == Backend::Sqlite {
         let assignments: Vec<String> = set_cols
             .iter()
             .enumerate()
             .map(|(i, c)| format!("{c} = ${}", i + 2))
             .collect();
+        let guards: String = guard_cols
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!(" AND {c} = ${}", i + 2 + set_cols.len()))
+            .collect();
         let sql = format!(
-            "UPDATE {table} SET {} WHERE {key} = $1",
+            "UPDATE {table} SET {} WHERE {key} = $1{guards}{extra}",
             assignments.join(", ")
         );
         for row in rows {
@@ -325,23 +352,50 @@ pub(crate) async fn bulk_update(
         return Ok(());
     }
     // Derived VALUES columns are named `column1…` on PostgreSQL.
+    let assignments: Vec<String> = set_cols
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("{c} = v.column{}", i + 2))
+        .collect();
+    let guards: String = guard_cols
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!(" AND {table}.{c} = v.column{}", i + 2 + set_cols.len()))
+        .collect();
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
-        let assignments: Vec<String> = set_cols
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{c} = v.column{}", i + 2))
-            .collect();
         let mut b = Sql::new(format!(
             "UPDATE {table} SET {} FROM (VALUES ",
             assignments.join(", ")
         ));
         b.rows(rows.by_ref().take(BULK_ROWS));
-        b.push(&format!(") AS v WHERE {table}.{key} = v.column1"));
+        b.push(&format!(
+            ") AS v WHERE {table}.{key} = v.column1{guards}{extra}"
+        ));
         let (sql, args) = b.finish()?;
         sqlx::query_with(&sql, args).execute(&mut **tx).await?;
     }
     Ok(())
+}
+
+/// `INSERT … VALUES … RETURNING <returning>` in chunks: every returned row.
+pub(crate) async fn bulk_insert_returning(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    table: &str,
+    cols: &[&str],
+    rows: Vec<Vec<Cell>>,
+    returning: &str,
+) -> Result<Vec<sqlx::any::AnyRow>> {
+    let mut out = Vec::with_capacity(rows.len());
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let mut b = Sql::new(format!("INSERT INTO {table} ({}) VALUES ", cols.join(", ")));
+        b.rows(rows.by_ref().take(BULK_ROWS));
+        b.push(" RETURNING ").push(returning);
+        let (sql, args) = b.finish()?;
+        out.extend(sqlx::query_with(&sql, args).fetch_all(&mut **tx).await?);
+    }
+    Ok(out)
 }
 
 /// `INSERT INTO table (cols…) VALUES … <suffix>` in chunks (suffix e.g. an `ON CONFLICT`);

@@ -4,6 +4,7 @@ mod agents;
 mod events;
 mod fleet;
 mod health;
+mod orchestration;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
@@ -49,5 +50,14 @@ pub fn router() -> Router<AppState> {
         .route("/enrollments", post(agents::issue))
         .route("/subclouds/{name}/agent", delete(agents::revoke))
         .route("/subclouds/{name}/commands", post(agents::queue_command))
+        .route(
+            "/strategies",
+            get(orchestration::list).post(orchestration::create),
+        )
+        .route("/strategies/preview", post(orchestration::preview))
+        .route("/strategies/{id}", get(orchestration::detail))
+        .route("/strategies/{id}/steps", get(orchestration::steps))
+        .route("/strategies/{id}/actions", post(orchestration::act))
+        .route("/releases", get(orchestration::releases))
         .route("/events", get(events::stream))
 }
