@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use agent::admin::{name_for_url, AdminClient};
-use agent::sim::{Fault, Selector, SimConfig, Simulator, SiteSpec};
+use agent::sim::{
+    ActionKind, Fault, Selector, SimConfig, Simulator, SiteSpec, StepConfig, StepPatch,
+};
 use agent::site_agent::{self, AgentConfig};
 use anyhow::{anyhow, bail, Context};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -39,6 +41,8 @@ enum Command {
     Stats(ControlArgs),
     /// Print sites of a running simulator (JSON).
     Sites(SitesArgs),
+    /// Show (no options) or change how a running simulator executes commands (JSON).
+    Steps(StepsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -92,6 +96,84 @@ struct SimulateArgs {
     /// Concurrent enrollment requests at most.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=4_096))]
     enroll_concurrency: u64,
+    #[command(flatten)]
+    steps: StepArgs,
+}
+
+/// How simulated sites execute commands.
+#[derive(Debug, Args)]
+struct StepArgs {
+    /// Scale of every command's duration: 1 = the defaults (software deploy ~3 min), 0 =
+    /// instant (done at the first report after receipt).
+    #[arg(long, value_name = "FACTOR", value_parser = parse_scale)]
+    step_seconds: Option<f64>,
+    /// Probability (0–1) that a command fails in one of its phases [default: 0.02].
+    #[arg(long, value_name = "P", value_parser = parse_rate)]
+    step_failure_rate: Option<f64>,
+    /// Mean duration of one action kind before scaling, e.g. prestage=600 (repeatable).
+    #[arg(long, value_name = "KIND=SECONDS", value_parser = parse_mean)]
+    step_mean: Vec<(ActionKind, f64)>,
+}
+
+impl StepArgs {
+    fn patch(&self) -> StepPatch {
+        StepPatch {
+            scale: self.step_seconds,
+            failure_rate: self.step_failure_rate,
+            mean_seconds: self.step_mean.iter().copied().collect(),
+        }
+    }
+}
+
+fn parse_scale(v: &str) -> Result<f64, String> {
+    let x: f64 = v.parse().map_err(|_| format!("{v:?} is not a number"))?;
+    if x.is_finite() && (0.0..=agent::sim::MAX_SCALE).contains(&x) {
+        Ok(x)
+    } else {
+        Err(format!("must be between 0 and {}", agent::sim::MAX_SCALE))
+    }
+}
+
+fn parse_rate(v: &str) -> Result<f64, String> {
+    let x: f64 = v.parse().map_err(|_| format!("{v:?} is not a number"))?;
+    if x.is_finite() && (0.0..=1.0).contains(&x) {
+        Ok(x)
+    } else {
+        Err("must be between 0 and 1".into())
+    }
+}
+
+fn parse_mean(v: &str) -> Result<(ActionKind, f64), String> {
+    let (kind, secs) = v
+        .split_once('=')
+        .ok_or_else(|| format!("expected KIND=SECONDS, got {v:?}"))?;
+    let kind = ActionKind::ALL
+        .into_iter()
+        .find(|k| k.name() == kind.trim())
+        .ok_or_else(|| {
+            let names: Vec<&str> = ActionKind::ALL.iter().map(|k| k.name()).collect();
+            format!("unknown action kind {kind:?}; one of {}", names.join(", "))
+        })?;
+    let secs: f64 = secs
+        .trim()
+        .parse()
+        .map_err(|_| format!("{secs:?} is not a number of seconds"))?;
+    if secs.is_finite() && (0.0..=agent::sim::MAX_MEAN_SECONDS).contains(&secs) {
+        Ok((kind, secs))
+    } else {
+        Err(format!(
+            "seconds must be between 0 and {}",
+            agent::sim::MAX_MEAN_SECONDS
+        ))
+    }
+}
+
+#[derive(Debug, Args)]
+struct StepsArgs {
+    #[command(flatten)]
+    control: ControlArgs,
+    #[command(flatten)]
+    steps: StepArgs,
 }
 
 #[derive(Debug, Args)]
@@ -178,6 +260,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             print(control_get(&a.control.control, &query).await?)
         }
+        Command::Steps(a) => {
+            let patch = a.steps.patch();
+            if patch == StepPatch::default() {
+                print(control_get(&a.control.control, "/steps").await?)
+            } else {
+                let body = serde_json::to_value(&patch)?;
+                print(control_call(&a.control.control, "/steps", Some(body)).await?)
+            }
+        }
     }
 }
 
@@ -240,7 +331,11 @@ async fn simulate(a: SimulateArgs) -> anyhow::Result<()> {
             url: url.trim_end_matches('/').to_string(),
         })
         .collect();
+    let steps = StepConfig::default()
+        .patched(&a.steps.patch())
+        .map_err(|e| anyhow!("{e}"))?;
     let config = SimConfig {
+        steps,
         controllers,
         controller_coords: known
             .iter()
@@ -459,6 +554,55 @@ mod tests {
         assert!(
             Cli::try_parse_from(["murmur-agent", "fault", "fail-next-command", "--all"]).is_ok()
         );
+    }
+
+    #[test]
+    fn step_options_parse_as_documented() {
+        let cli = Cli::try_parse_from([
+            "murmur-agent",
+            "simulate",
+            "--controller",
+            "http://x",
+            "--api-token",
+            "mmt_x",
+            "--step-seconds",
+            "0",
+            "--step-failure-rate",
+            "0.5",
+            "--step-mean",
+            "prestage=600",
+            "--step-mean",
+            "software_deploy=90",
+        ])
+        .unwrap();
+        let Command::Simulate(s) = cli.command else {
+            panic!("not simulate")
+        };
+        let steps = StepConfig::default().patched(&s.steps.patch()).unwrap();
+        assert_eq!(
+            (
+                steps.scale,
+                steps.failure_rate,
+                steps.mean_seconds.prestage,
+                steps.mean_seconds.software_deploy
+            ),
+            (0.0, 0.5, 600.0, 90.0)
+        );
+        for bad in [
+            ["--step-seconds", "-1"],
+            ["--step-failure-rate", "1.5"],
+            ["--step-mean", "reboot=3"],
+            ["--step-mean", "prestage"],
+        ] {
+            let mut args = vec!["murmur-agent", "steps"];
+            args.extend(bad);
+            assert!(Cli::try_parse_from(args).is_err(), "{bad:?}");
+        }
+        let cli = Cli::try_parse_from(["murmur-agent", "steps"]).unwrap();
+        let Command::Steps(s) = cli.command else {
+            panic!("not steps")
+        };
+        assert_eq!(s.steps.patch(), StepPatch::default(), "no option: show");
     }
 
     #[test]

@@ -3,9 +3,13 @@
 //! - **Epoch fencing**: a command issued under a lower owner epoch than the highest the agent
 //!   has seen comes from a controller that has lost ownership; it is ignored.
 //! - **Idempotency**: the controller resends a command until a report acknowledges it, so a
-//!   command id already known (running, or finished recently) is not started twice.
-//! - **Progress**: a running command is reported every report with its percent; its final
-//!   state is reported until a report carrying it is accepted, then forgotten.
+//!   command id already known (running, or finished recently) is never started twice.
+//! - **Progress**: a running command is reported every report with its percent and phase; its
+//!   final state is reported until a report carrying it is accepted, then remembered.
+//! - **Controller crashes**: a controller killed after accepting a final state in memory but
+//!   before persisting it reloads the command as open and resends it. The agent then reports
+//!   the remembered final state (state, percent, message, phase) again, until a report
+//!   carrying it is accepted — it never runs the command again.
 //!
 //! What a command *does* is up to the caller ([`crate::site_agent`] or the simulator): it
 //! drives the [`Tracked`] entries through [`CommandBook::running_mut`].
@@ -16,10 +20,12 @@ use engine::agents::wire::{
     Command, CommandAction, CommandProgress, CommandState, MAX_COMMAND_PROGRESS,
 };
 
-use crate::text::bounded;
+use crate::text::{acceptable, bounded};
 
-/// Finished command ids remembered so a late resend is not run again.
-const FINISHED_MEMORY: usize = 256;
+/// Finished commands remembered (with their final progress) so a late resend is answered
+/// with the final state instead of being run again. Bounded per agent: at most this many
+/// entries of ~100 bytes (the message is already bounded to the protocol's text limit).
+pub const FINISHED_MEMORY: usize = 256;
 
 /// One command the agent has taken on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,11 +35,15 @@ pub struct Tracked {
     pub state: CommandState,
     pub percent: u8,
     pub message: String,
+    /// The phase the executor is in: one of `action.phases()` (kept on the final state: the
+    /// phase where it failed, or the last one when it succeeded).
+    pub phase: Option<&'static str>,
     /// How many times the executor has worked on it (one step per report).
     pub step: u32,
     /// The simulator's `fail_next_command` chose this command to fail part-way.
     pub doomed: bool,
-    /// The final state went out in the latest report; forgotten once that report is accepted.
+    /// The final state went out in the latest report; remembered as finished once that
+    /// report is accepted.
     final_sent: bool,
 }
 
@@ -43,13 +53,24 @@ impl Tracked {
         self.percent = percent.min(100);
     }
 
+    /// Enters phase `index` of the action's phases (ignored when out of range).
+    pub fn enter_phase(&mut self, index: usize) {
+        if let Some(p) = self.action.phases().get(index) {
+            self.phase = Some(p);
+        }
+    }
+
+    /// Succeeds in the last phase.
     pub fn succeed(&mut self, message: &str) {
         self.state = CommandState::Succeeded;
         self.percent = 100;
         self.message = bounded(message);
+        if let Some(last) = self.action.phases().last() {
+            self.phase = Some(last);
+        }
     }
 
-    /// Fails at the current percent (the progress reached stays visible).
+    /// Fails at the current percent and phase (the progress reached stays visible).
     pub fn fail(&mut self, message: &str) {
         self.state = CommandState::Failed;
         self.message = bounded(message);
@@ -58,6 +79,26 @@ impl Tracked {
     pub fn is_final(&self) -> bool {
         self.state.is_final()
     }
+
+    pub fn progress(&self) -> CommandProgress {
+        CommandProgress {
+            id: self.id,
+            state: self.state,
+            percent: self.percent,
+            message: self.message.clone(),
+            phase: self.phase.map(String::from),
+        }
+    }
+}
+
+/// The final progress of a command whose final state a controller accepted, kept compact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Finished {
+    id: i64,
+    state: CommandState,
+    percent: u8,
+    phase: Option<&'static str>,
+    message: Box<str>,
 }
 
 /// What [`CommandBook::receive`] did with the commands of one answer.
@@ -66,23 +107,109 @@ pub struct Received {
     pub accepted: usize,
     /// Issued under an epoch below the highest seen.
     pub fenced: usize,
-    /// Already running or finished.
+    /// Already running or finished: not started again.
     pub duplicates: usize,
+    /// Of the duplicates, finished ones resent (a controller that lost the final state):
+    /// their final state goes out again in the next report.
+    pub reported_again: usize,
     /// No room in the report's progress list yet; the controller will resend them.
     pub deferred: usize,
 }
 
-/// The commands an agent is working on or has to report final.
+/// Checks a command's arguments before anything runs; the message says what is wrong.
+/// Shared by the real agent and the simulator so both refuse the same commands.
+pub fn validate_action(action: &CommandAction) -> Result<(), String> {
+    let name = |what: &str, v: &str| {
+        if v.trim().is_empty() || !acceptable(v) || v.len() > 64 {
+            Err(format!("the {what} {:?} is not valid", bounded(v)))
+        } else {
+            Ok(())
+        }
+    };
+    match action {
+        CommandAction::SoftwareDeploy { release } | CommandAction::Prestage { release, .. } => {
+            if release.trim().is_empty() || !acceptable(release) {
+                Err("the release name is not valid".into())
+            } else {
+                Ok(())
+            }
+        }
+        CommandAction::KubernetesUpgrade { to_version } => {
+            if is_kube_version(to_version) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "the kubernetes version {:?} is not valid (expected e.g. v1.29.2)",
+                    bounded(to_version)
+                ))
+            }
+        }
+        CommandAction::KubeRootcaUpdate {
+            expiry_date,
+            subject,
+        } => {
+            if let Some(d) = expiry_date {
+                if !is_date(d) {
+                    return Err(format!(
+                        "the expiry date {:?} is not valid (expected YYYY-MM-DD)",
+                        bounded(d)
+                    ));
+                }
+            }
+            if let Some(s) = subject {
+                if s.trim().is_empty() || !acceptable(s) {
+                    return Err("the certificate subject is not valid".into());
+                }
+            }
+            Ok(())
+        }
+        CommandAction::Rollback { of, to } => {
+            name("strategy type", of)?;
+            name("release or version to roll back to", to)
+        }
+        CommandAction::SyncEndpoints | CommandAction::FirmwareUpdate => Ok(()),
+        CommandAction::Unknown => Err("unsupported command".into()),
+    }
+}
+
+/// `v1.29.2` or `1.29.2` (two or three numeric parts).
+fn is_kube_version(v: &str) -> bool {
+    let v = v.strip_prefix('v').unwrap_or(v);
+    let parts: Vec<&str> = v.split('.').collect();
+    (2..=3).contains(&parts.len())
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.len() <= 4 && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// `YYYY-MM-DD` with a plausible month and day.
+fn is_date(v: &str) -> bool {
+    let b = v.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return false;
+    }
+    if !(digits(0..4) && digits(5..7) && digits(8..10)) {
+        return false;
+    }
+    let month = (b[5] - b'0') * 10 + (b[6] - b'0');
+    let day = (b[8] - b'0') * 10 + (b[9] - b'0');
+    (1..=12).contains(&month) && (1..=31).contains(&day)
+}
+
+/// The commands an agent is working on or has to report final, and the final states of the
+/// ones recently finished.
 #[derive(Debug, Default, Clone)]
 pub struct CommandBook {
     active: Vec<Tracked>,
-    finished: VecDeque<i64>,
+    finished: VecDeque<Finished>,
 }
 
 impl CommandBook {
     /// Takes on the commands of an answer. `highest_epoch` must already include the answer's
     /// `owner_epoch`. `admit` sees each newly accepted command once (the simulator arms
-    /// `doomed` there).
+    /// `doomed` there); a resent finished command is not admitted again, its final state is
+    /// reported again instead.
     pub fn receive(
         &mut self,
         commands: &[Command],
@@ -93,10 +220,26 @@ impl CommandBook {
         for c in commands {
             if c.epoch < highest_epoch {
                 r.fenced += 1;
-            } else if self.knows(c.id) {
+            } else if self.active.iter().any(|t| t.id == c.id) {
                 r.duplicates += 1;
             } else if self.active.len() >= MAX_COMMAND_PROGRESS {
                 r.deferred += 1;
+            } else if let Some(k) = self.finished.iter().position(|f| f.id == c.id) {
+                r.duplicates += 1;
+                r.reported_again += 1;
+                if let Some(f) = self.finished.remove(k) {
+                    self.active.push(Tracked {
+                        id: f.id,
+                        action: c.action.clone(),
+                        state: f.state,
+                        percent: f.percent,
+                        message: f.message.into(),
+                        phase: f.phase,
+                        step: 0,
+                        doomed: false,
+                        final_sent: false,
+                    });
+                }
             } else {
                 let mut t = Tracked {
                     id: c.id,
@@ -104,6 +247,7 @@ impl CommandBook {
                     state: CommandState::Running,
                     percent: 0,
                     message: String::new(),
+                    phase: None,
                     step: 0,
                     doomed: false,
                     final_sent: false,
@@ -118,7 +262,7 @@ impl CommandBook {
 
     /// Whether `id` is running, awaiting acknowledgement, or finished recently.
     pub fn knows(&self, id: i64) -> bool {
-        self.active.iter().any(|t| t.id == id) || self.finished.contains(&id)
+        self.active.iter().any(|t| t.id == id) || self.finished.iter().any(|f| f.id == id)
     }
 
     /// Commands not yet final, for the executor to advance.
@@ -131,19 +275,28 @@ impl CommandBook {
         &self.active
     }
 
-    /// The progress list of the next report. Final states included here are forgotten by the
-    /// next [`acknowledge`](Self::acknowledge).
+    /// The final progress remembered for a finished (and acknowledged) command.
+    pub fn finished(&self, id: i64) -> Option<CommandProgress> {
+        self.finished
+            .iter()
+            .find(|f| f.id == id)
+            .map(|f| CommandProgress {
+                id: f.id,
+                state: f.state,
+                percent: f.percent,
+                message: f.message.to_string(),
+                phase: f.phase.map(String::from),
+            })
+    }
+
+    /// The progress list of the next report. Final states included here are remembered as
+    /// finished by the next [`acknowledge`](Self::acknowledge).
     pub fn progress(&mut self) -> Vec<CommandProgress> {
         self.active
             .iter_mut()
             .map(|t| {
                 t.final_sent = t.is_final();
-                CommandProgress {
-                    id: t.id,
-                    state: t.state,
-                    percent: t.percent,
-                    message: t.message.clone(),
-                }
+                t.progress()
             })
             .collect()
     }
@@ -152,12 +305,18 @@ impl CommandBook {
     /// it carried are delivered.
     pub fn acknowledge(&mut self) {
         let finished = &mut self.finished;
-        self.active.retain(|t| {
+        self.active.retain_mut(|t| {
             if t.final_sent {
-                if finished.len() == FINISHED_MEMORY {
+                if finished.len() >= FINISHED_MEMORY {
                     finished.pop_front();
                 }
-                finished.push_back(t.id);
+                finished.push_back(Finished {
+                    id: t.id,
+                    state: t.state,
+                    percent: t.percent,
+                    phase: t.phase,
+                    message: std::mem::take(&mut t.message).into_boxed_str(),
+                });
                 false
             } else {
                 true
@@ -224,6 +383,164 @@ mod tests {
         );
         book.acknowledge();
         assert!(book.progress().is_empty());
+    }
+
+    #[test]
+    fn a_finished_command_resent_after_a_controller_crash_is_reported_again_not_run() {
+        let mut book = CommandBook::default();
+        let mut executions = 0;
+        book.receive(&[cmd(9, 0)], 0, |_| executions += 1);
+        for t in book.running_mut() {
+            t.enter_phase(0);
+            t.run(50);
+            t.fail("syncing failed: audit timed out");
+        }
+        let first = book.progress();
+        book.acknowledge();
+        assert!(book.progress().is_empty(), "delivered, then remembered");
+        // The controller crashed before persisting that final state: it resends the command.
+        let r = book.receive(&[cmd(9, 0)], 0, |_| executions += 1);
+        assert_eq!((r.accepted, r.duplicates, r.reported_again), (0, 1, 1));
+        assert_eq!(executions, 1, "never run again");
+        assert_eq!(book.running_mut().count(), 0, "nothing for the executor");
+        let again = book.progress();
+        assert_eq!(again, first, "same state, percent, message and phase");
+        assert_eq!(again[0].phase.as_deref(), Some("syncing"));
+        // Lost report: still carried until a report with it is accepted.
+        assert_eq!(book.progress(), first);
+        book.acknowledge();
+        assert!(book.progress().is_empty(), "once per resend");
+        assert_eq!(book.finished(9), Some(first[0].clone()));
+        // Resent again (the controller crashed twice): reported again, still not run.
+        book.receive(&[cmd(9, 0), cmd(9, 0)], 0, |_| executions += 1);
+        assert_eq!((book.progress(), executions), (first, 1));
+    }
+
+    #[test]
+    fn finished_memory_is_bounded() {
+        let mut book = CommandBook::default();
+        for id in 0..(FINISHED_MEMORY as i64 + 10) {
+            book.receive(&[cmd(id, 0)], 0, |_| {});
+            book.running_mut().for_each(|t| t.succeed("done"));
+            book.progress();
+            book.acknowledge();
+        }
+        assert_eq!(book.finished.len(), FINISHED_MEMORY);
+        assert!(!book.knows(0) && book.knows(FINISHED_MEMORY as i64 + 9));
+        let p = book.finished(FINISHED_MEMORY as i64).unwrap();
+        assert_eq!(
+            (p.state, p.percent, p.phase.as_deref()),
+            (CommandState::Succeeded, 100, Some("syncing"))
+        );
+    }
+
+    #[test]
+    fn phases_are_reported_with_the_progress() {
+        let mut book = CommandBook::default();
+        book.receive(
+            &[Command {
+                id: 1,
+                epoch: 0,
+                action: CommandAction::SoftwareDeploy {
+                    release: "25.09".into(),
+                },
+            }],
+            0,
+            |_| {},
+        );
+        for t in book.running_mut() {
+            t.enter_phase(3);
+            t.run(70);
+        }
+        let p = book.progress();
+        assert_eq!(p[0].phase.as_deref(), Some("apply VIM sw-deploy strategy"));
+        book.running_mut().for_each(|t| t.enter_phase(99));
+        assert_eq!(
+            book.progress()[0].phase.as_deref(),
+            Some("apply VIM sw-deploy strategy"),
+            "out of range: unchanged"
+        );
+        book.running_mut().for_each(|t| t.succeed("done"));
+        assert_eq!(
+            book.progress()[0].phase.as_deref(),
+            Some("finish sw-deploy strategy")
+        );
+    }
+
+    #[test]
+    fn arguments_are_validated() {
+        use CommandAction::*;
+        let ok = [
+            SoftwareDeploy {
+                release: "25.09".into(),
+            },
+            KubernetesUpgrade {
+                to_version: "v1.29.2".into(),
+            },
+            KubernetesUpgrade {
+                to_version: "1.32".into(),
+            },
+            KubeRootcaUpdate {
+                expiry_date: Some("2030-12-31".into()),
+                subject: Some("C=CA O=company CN=kubernetes".into()),
+            },
+            KubeRootcaUpdate {
+                expiry_date: None,
+                subject: None,
+            },
+            FirmwareUpdate,
+            Prestage {
+                release: "25.09".into(),
+                for_install: true,
+            },
+            Rollback {
+                of: "sw-deploy".into(),
+                to: "24.09".into(),
+            },
+            SyncEndpoints,
+        ];
+        for a in ok {
+            assert_eq!(validate_action(&a), Ok(()), "{a:?}");
+        }
+        let bad = [
+            SoftwareDeploy {
+                release: " ".into(),
+            },
+            SoftwareDeploy {
+                release: "a\nb".into(),
+            },
+            KubernetesUpgrade {
+                to_version: "latest".into(),
+            },
+            KubernetesUpgrade {
+                to_version: "v1..2".into(),
+            },
+            KubeRootcaUpdate {
+                expiry_date: Some("2030-13-01".into()),
+                subject: None,
+            },
+            KubeRootcaUpdate {
+                expiry_date: None,
+                subject: Some("".into()),
+            },
+            Prestage {
+                release: "".into(),
+                for_install: false,
+            },
+            Rollback {
+                of: "".into(),
+                to: "24.09".into(),
+            },
+            Rollback {
+                of: "sw-deploy".into(),
+                to: "".into(),
+            },
+            Unknown,
+        ];
+        for a in bad {
+            let e = validate_action(&a).unwrap_err();
+            assert!(!e.is_empty() && acceptable(&e), "{a:?}: {e}");
+        }
     }
 
     #[test]

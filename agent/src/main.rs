@@ -1,5 +1,5 @@
 //! `murmur-agent`: the agent of one real subcloud (`run`), the fleet simulator (`simulate`)
-//! and the simulator's remote control (`fault`, `stats`, `sites`). See `--help`.
+//! and the simulator's remote control (`fault`, `stats`, `sites`, `steps`). See `--help`.
 
 mod cli;
 

@@ -71,6 +71,8 @@ async fn simulate_then_fault_stats_and_sites_from_the_command_line() {
             "3",
             "--control",
             &control,
+            "--step-seconds",
+            "0.5",
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -131,6 +133,41 @@ async fn simulate_then_fault_stats_and_sites_from_the_command_line() {
         (views[0]["down"].as_bool(), views[1]["latency_ms"].as_u64()),
         (Some(true), Some(40))
     );
+
+    // How commands execute: shown, then changed at run time.
+    let out = murmur_agent(&["steps", "--control", &control]).await;
+    assert!(out.status.success());
+    let steps = json(&out);
+    assert_eq!(
+        (steps["scale"].as_f64(), steps["failure_rate"].as_f64()),
+        (Some(0.5), Some(0.02))
+    );
+    let out = murmur_agent(&[
+        "steps",
+        "--control",
+        &control,
+        "--step-failure-rate",
+        "0.25",
+        "--step-mean",
+        "prestage=60",
+    ])
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let steps = json(&out);
+    assert_eq!(
+        (
+            steps["scale"].as_f64(),
+            steps["failure_rate"].as_f64(),
+            steps["mean_seconds"]["prestage"].as_f64()
+        ),
+        (Some(0.5), Some(0.25), Some(60.0))
+    );
+    let out = murmur_agent(&["steps", "--control", &control, "--step-failure-rate", "2"]).await;
+    assert!(!out.status.success());
 
     // Operator mistakes: clear message, non-zero exit.
     let out = murmur_agent(&["fault", "--control", &control, "flap", "--all"]).await;

@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use agent::sim::{Fault, Selector, SimConfig, SimHandle, Simulator, SiteSpec};
+use agent::sim::{Fault, Selector, SimConfig, SimHandle, Simulator, SiteSpec, StepConfig};
 use common::{controller_pair, eventually, serve, Shared};
 use engine::agents::wire::{Command, CommandAction, CommandState, ControllerRef};
 
@@ -23,7 +23,8 @@ fn sites(n: usize) -> Vec<SiteSpec> {
         .collect()
 }
 
-/// Two fake controllers (sc-a preferred) and a simulator of `n` sites.
+/// Two fake controllers (sc-a preferred) and a simulator of `n` sites whose commands
+/// complete at the first report after receipt, never failing by chance.
 async fn setup(n: usize, interval_ms: u64) -> (Shared, SimHandle) {
     let fleet: Shared = Arc::default();
     let controllers = controller_pair(&fleet, interval_ms).await;
@@ -34,6 +35,7 @@ async fn setup(n: usize, interval_ms: u64) -> (Shared, SimHandle) {
         control_listen: Some("127.0.0.1:0".parse().unwrap()),
         max_in_flight: 64,
         enroll_concurrency: 16,
+        steps: StepConfig::instant(),
     };
     let sim = Simulator::start(config, sites(n)).await.unwrap();
     assert!(
@@ -91,12 +93,58 @@ async fn sites_enroll_report_run_commands_and_fail_over() {
             CommandState::Succeeded
         );
         let (state, percent, message) = &f.subclouds["site-1"].finals[&101];
-        assert_eq!((*state, *percent), (CommandState::Failed, 40));
+        assert_eq!(*state, CommandState::Failed);
+        assert!(*percent < 100);
         assert!(message.contains("simulated failure"), "{message}");
+        let phases = &f.subclouds["site-1"].phases[&101];
+        assert!(
+            message.starts_with(&format!("{} failed: ", phases.last().unwrap())),
+            "{message} names the phase it failed in"
+        );
+        assert_eq!(
+            f.subclouds["site-0"].phases[&100],
+            vec!["finish sw-deploy strategy"],
+            "instant: the final phase at the first report"
+        );
     }
     let views = sim.sites(Selector::Sites(vec!["site-0".into(), "site-1".into()]));
     assert_eq!(views[0].software_version, "25.09");
     assert_eq!(views[1].software_version, "24.09");
+
+    // The controller crashed before persisting site-0's final state and resends the
+    // command: the site reports the same final state again and does not run it again.
+    let reported = fleet.lock().unwrap().subclouds["site-0"].final_reports[&100];
+    fleet
+        .lock()
+        .unwrap()
+        .subclouds
+        .get_mut("site-0")
+        .unwrap()
+        .pending
+        .push(Command {
+            id: 100,
+            epoch: 1,
+            action: CommandAction::SoftwareDeploy {
+                release: "25.09".into(),
+            },
+        });
+    let again = eventually(Duration::from_secs(10), || {
+        fleet.lock().unwrap().subclouds["site-0"].final_reports[&100] > reported
+    })
+    .await;
+    assert!(again, "the final state was not reported again");
+    {
+        let f = fleet.lock().unwrap();
+        assert_eq!(
+            f.subclouds["site-0"].finals[&100].0,
+            CommandState::Succeeded
+        );
+        assert!(f.subclouds["site-0"].pending.is_empty());
+    }
+    let v = &sim.sites(Selector::Sites(vec!["site-0".into()]))[0];
+    assert_eq!(v.commands_started, 1, "never run again");
+    let by_kind = &sim.stats().commands_by_action["software_deploy"];
+    assert_eq!((by_kind.succeeded, by_kind.failed), (1, 1));
 
     // Partitioned from sc-a, European sites move to sc-b.
     let affected = sim.apply(
@@ -201,6 +249,27 @@ async fn the_control_api_serves_over_http() {
         .await
         .unwrap();
     assert_eq!(views[0]["latency_ms"], 50);
+    let steps: serde_json::Value = client
+        .post(format!("{base}/steps"))
+        .body(r#"{"scale":2,"mean_seconds":{"firmware_update":30}}"#)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (steps["scale"].as_f64(), steps["failure_rate"].as_f64()),
+        (Some(2.0), Some(0.0))
+    );
+    assert_eq!(sim.steps().mean_seconds.firmware_update, 30.0);
+    let r = client
+        .post(format!("{base}/steps"))
+        .body(r#"{"failure_rate":-0.1}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
     sim.shutdown().await;
 }
 

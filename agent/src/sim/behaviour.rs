@@ -253,7 +253,7 @@ impl Behaviour {
 }
 
 /// Host names as StarlingX numbers them: two controllers, then workers.
-fn host_name(i: u8) -> String {
+pub(super) fn host_name(i: u8) -> String {
     match i {
         0 | 1 => format!("controller-{i}"),
         n => format!("worker-{}", n - 2),

@@ -3,6 +3,10 @@
 //! - `GET /sites?site=a,b&region=Europe&limit=1000` — site views (default limit 1,000).
 //! - `GET /stats` — [`SimStats`](super::SimStats).
 //! - `POST /faults` `{"fault": {...}, "selector": {...}}` → `{"affected": n}`.
+//! - `GET /steps` — the [`StepConfig`](super::StepConfig) commands execute with.
+//! - `POST /steps` `{"scale": 0.1, "failure_rate": 0.2, "mean_seconds": {"prestage": 600}}`
+//!   (every field optional) → the new configuration; it applies to commands received from
+//!   then on.
 //!
 //! Errors are `{"error": {"code", "message"}}` (the shape of the agent protocol's refusals)
 //! with 400 for bad input and 404 for unknown paths.
@@ -19,7 +23,7 @@ use axum::{Json, Router};
 use engine::agents::wire::{Refusal, RefusalBody};
 use serde::{Deserialize, Serialize};
 
-use super::{Fault, Selector, Shared};
+use super::{Fault, Selector, Shared, StepPatch};
 
 /// Sites listed by `GET /sites` unless `limit` says otherwise.
 const DEFAULT_LIMIT: usize = 1_000;
@@ -29,11 +33,12 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
         .route("/sites", get(sites))
         .route("/stats", get(stats))
         .route("/faults", post(faults))
+        .route("/steps", get(steps).post(set_steps))
         .fallback(|| async {
             error(
                 StatusCode::NOT_FOUND,
                 "not_found",
-                "no such endpoint; see GET /sites, GET /stats, POST /faults",
+                "no such endpoint; see GET /sites, GET /stats, POST /faults, GET or POST /steps",
             )
         })
         .with_state(shared)
@@ -120,6 +125,29 @@ async fn faults(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     }
     let affected = shared.apply(&request.fault, &request.selector);
     Json(FaultAnswer { affected }).into_response()
+}
+
+async fn steps(State(shared): State<Arc<Shared>>) -> Response {
+    Json(shared.steps()).into_response()
+}
+
+async fn set_steps(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let patch: StepPatch = match serde_json::from_slice(&body) {
+        Ok(p) => p,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_json",
+                &format!(
+                    "expected {{\"scale\": f, \"failure_rate\": f, \"mean_seconds\": {{\"software_deploy\": s, ...}}}} (all optional): {e}"
+                ),
+            )
+        }
+    };
+    match shared.update_steps(&patch) {
+        Ok(steps) => Json(steps).into_response(),
+        Err(message) => error(StatusCode::BAD_REQUEST, "invalid_steps", &message),
+    }
 }
 
 fn error(status: StatusCode, code: &str, message: &str) -> Response {
@@ -220,6 +248,43 @@ mod tests {
         assert_eq!(
             (json["sites"].as_u64(), json["sites_faulted"].as_u64()),
             (Some(4), Some(2))
+        );
+    }
+
+    #[tokio::test]
+    async fn steps_are_read_and_changed() {
+        let s = shared(2);
+        let (status, json) = call(router(Arc::clone(&s)), "GET", "/steps", "").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(json["scale"], 1.0);
+        assert_eq!(json["mean_seconds"]["software_deploy"], 180.0);
+        let body = r#"{"scale":0,"failure_rate":0.5,"mean_seconds":{"prestage":600}}"#;
+        let (status, json) = call(router(Arc::clone(&s)), "POST", "/steps", body).await;
+        assert_eq!(status, StatusCode::OK, "{json}");
+        assert_eq!(
+            (
+                json["scale"].as_f64(),
+                json["failure_rate"].as_f64(),
+                json["mean_seconds"]["prestage"].as_f64()
+            ),
+            (Some(0.0), Some(0.5), Some(600.0))
+        );
+        assert_eq!(s.steps().failure_rate, 0.5);
+        for body in [
+            "nope",
+            r#"{"failure_rate":2}"#,
+            r#"{"scale":-1}"#,
+            r#"{"speed":1}"#,
+            r#"{"mean_seconds":{"reboot":1}}"#,
+        ] {
+            let (status, json) = call(router(Arc::clone(&s)), "POST", "/steps", body).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+            assert!(json["error"]["message"].as_str().is_some(), "{body}");
+        }
+        assert_eq!(
+            s.steps().failure_rate,
+            0.5,
+            "refused changes change nothing"
         );
     }
 

@@ -1,6 +1,8 @@
 //! The fleet simulator: thousands of virtual subclouds in one process, each a real protocol
 //! client of the controllers (enrollment, reports, commands, failover), with seeded
-//! characteristics and behaviour and faults an operator injects at run time.
+//! characteristics and behaviour and faults an operator injects at run time. Commands run
+//! through their phases with seeded, configurable durations and failures ([`StepConfig`],
+//! changeable at run time with [`SimHandle::update_steps`] or `POST /steps`).
 //!
 //! Scale: one tokio task per site sleeping until its next report (20,000 idle tasks cost a
 //! few MB; the HTTP part of a cycle is boxed so an idle task stays small), a semaphore of
@@ -9,11 +11,13 @@
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
-//! use agent::sim::{Fault, Selector, SimConfig, Simulator, SiteSpec};
+//! use agent::sim::{Fault, Selector, SimConfig, Simulator, SiteSpec, StepConfig, StepPatch};
 //! use engine::agents::wire::ControllerRef;
 //!
 //! let config = SimConfig {
 //!     controllers: vec![ControllerRef { name: "sc-1".into(), url: "http://127.0.0.1:3000".into() }],
+//!     // Commands at a tenth of the default durations, one in ten failing.
+//!     steps: StepConfig { scale: 0.1, failure_rate: 0.1, ..StepConfig::default() },
 //!     ..SimConfig::default()
 //! };
 //! let sites = vec![SiteSpec {
@@ -26,6 +30,8 @@
 //! }];
 //! let sim = Simulator::start(config, sites).await?;
 //! sim.apply(Fault::Down, Selector::Region("Europe".into()));
+//! sim.update_steps(&StepPatch { failure_rate: Some(0.0), ..StepPatch::default() })
+//!     .map_err(anyhow::Error::msg)?;
 //! println!("{:?}", sim.stats());
 //! sim.shutdown().await;
 //! # Ok(()) }
@@ -40,6 +46,7 @@ pub(crate) use rng::fnv1a;
 mod run;
 mod site;
 mod stats;
+mod steps;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -54,7 +61,8 @@ use tokio::task::JoinSet;
 
 pub use faults::{Fault, FaultState, Flap, Selector, FLAP_PERIOD_MS, MAX_LATENCY_MS};
 pub use site::{EnrollState, SiteView, SIM_AGENT_VERSION};
-pub use stats::{Latency, SimStats};
+pub use stats::{CommandCounts, Latency, SimStats};
+pub use steps::{ActionKind, MeanSeconds, StepConfig, StepPatch, MAX_MEAN_SECONDS, MAX_SCALE};
 
 use crate::transport::Transport;
 use site::{SimSite, DEFAULT_INTERVAL_MS};
@@ -105,6 +113,9 @@ pub struct SimConfig {
     pub max_in_flight: usize,
     /// Concurrent enrollment requests at most.
     pub enroll_concurrency: usize,
+    /// How commands execute: durations per action kind, their scale, the failure rate.
+    /// Changeable while running ([`SimHandle::set_steps`], `POST /steps`).
+    pub steps: StepConfig,
 }
 
 impl Default for SimConfig {
@@ -116,6 +127,7 @@ impl Default for SimConfig {
             control_listen: None,
             max_in_flight: 256,
             enroll_concurrency: 32,
+            steps: StepConfig::default(),
         }
     }
 }
@@ -131,6 +143,9 @@ impl Simulator {
     pub async fn start(config: SimConfig, sites: Vec<SiteSpec>) -> anyhow::Result<SimHandle> {
         if config.controllers.is_empty() {
             bail!("the simulator needs at least one controller");
+        }
+        if let Err(e) = config.steps.validate() {
+            bail!("step configuration: {e}");
         }
         for c in &config.controllers {
             if !(c.url.starts_with("http://") || c.url.starts_with("https://")) {
@@ -206,6 +221,29 @@ impl SimHandle {
         self.shared.stats()
     }
 
+    /// How commands execute now.
+    pub fn steps(&self) -> StepConfig {
+        self.shared.steps()
+    }
+
+    /// Replaces the step configuration (for commands received from now on); refused, with
+    /// the field named, when out of bounds.
+    pub fn set_steps(&self, steps: StepConfig) -> Result<(), String> {
+        steps.validate()?;
+        *self
+            .shared
+            .steps
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = steps;
+        tracing::info!(?steps, "step configuration changed");
+        Ok(())
+    }
+
+    /// Changes part of the step configuration; returns the new one.
+    pub fn update_steps(&self, patch: &StepPatch) -> Result<StepConfig, String> {
+        self.shared.update_steps(patch)
+    }
+
     /// The selected sites as they are now.
     pub fn sites(&self, selector: Selector) -> Vec<SiteView> {
         self.shared.views(&selector, usize::MAX)
@@ -259,6 +297,7 @@ pub(crate) struct Shared {
     max_in_flight: usize,
     started: Instant,
     lists: Mutex<Vec<Arc<[ControllerRef]>>>,
+    steps: Mutex<StepConfig>,
 }
 
 impl Shared {
@@ -293,7 +332,21 @@ impl Shared {
             max_in_flight,
             started: Instant::now(),
             lists: Mutex::new(vec![initial]),
+            steps: Mutex::new(config.steps),
         })
+    }
+
+    fn steps(&self) -> StepConfig {
+        *self.steps.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn update_steps(&self, patch: &StepPatch) -> Result<StepConfig, String> {
+        let mut steps = self.steps.lock().unwrap_or_else(PoisonError::into_inner);
+        let next = steps.patched(patch)?;
+        *steps = next;
+        drop(steps);
+        tracing::info!(steps = ?next, "step configuration changed");
+        Ok(next)
     }
 
     /// Milliseconds since the simulation started (the clock of faults and restarts).

@@ -1,9 +1,9 @@
 //! Seeded randomness for the simulator. Each site draws from its own small streams, derived
 //! from the simulation seed and the site's name, one stream per concern (schedule, behaviour,
-//! loss, latency jitter): a site's episodes do not shift when another site, or another
-//! concern of the same site, draws more or fewer numbers.
+//! loss, latency jitter, commands): a site's episodes do not shift when another site, or
+//! another concern of the same site, draws more or fewer numbers.
 //!
-//! SplitMix64 rather than `StdRng`: 8 bytes of state instead of ~330 (four streams × 20,000
+//! SplitMix64 rather than `StdRng`: 8 bytes of state instead of ~330 (five streams × 20,000
 //! sites), and a fixed, documented algorithm, so a seed gives the same fleet on every build
 //! (`StdRng` may change algorithm between `rand` releases).
 
@@ -58,6 +58,8 @@ pub enum Stream {
     Loss = 4,
     /// Jitter of the modelled round-trip times.
     Jitter = 5,
+    /// Command timetables: phase durations and failures.
+    Commands = 6,
 }
 
 /// The stream `which` of the site `name` under `seed`.

@@ -39,17 +39,11 @@ pub(super) async fn site(shared: Arc<Shared>, i: usize) {
     let mut due = Instant::now() + Duration::from_millis(offset);
     loop {
         sleep_until(due).await;
-        let Some((plan, tick)) = shared.site(i).map(|mut s| s.plan(shared.now_ms())) else {
+        let steps = shared.steps();
+        let Some((plan, tick)) = shared.site(i).map(|mut s| s.plan(shared.now_ms(), &steps)) else {
             return;
         };
-        shared
-            .stats
-            .commands_succeeded
-            .fetch_add(u64::from(tick.succeeded), Relaxed);
-        shared
-            .stats
-            .commands_failed
-            .fetch_add(u64::from(tick.failed), Relaxed);
+        shared.stats.count_commands(&tick);
         let next = match plan {
             Plan::Idle => Next::Interval,
             Plan::Dropped => {

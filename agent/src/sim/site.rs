@@ -19,8 +19,12 @@ use super::behaviour::Behaviour;
 use super::faults::{Fault, FaultState};
 use super::profile::Profile;
 use super::rng::{stream, SplitMix64, Stream};
+use super::steps::{
+    rolls_back_kubernetes, rolls_back_software, success_message, ActionKind, Course, StepConfig,
+    Timetable, KIND_SLOTS,
+};
 use super::SiteSpec;
-use crate::commands::CommandBook;
+use crate::commands::{validate_action, CommandBook};
 use crate::failover::ControllerSet;
 use crate::seq::SeqGen;
 use crate::transport::{bearer, TransportError};
@@ -71,6 +75,18 @@ pub enum Attempt {
 pub struct TickOutcome {
     pub succeeded: u32,
     pub failed: u32,
+    /// Per action kind ([`ActionKind`] order, unknown actions last): succeeded, failed.
+    pub by_kind: [[u32; 2]; KIND_SLOTS],
+}
+
+/// A command the site has taken on, as the simulator times it.
+#[derive(Debug, Clone, PartialEq)]
+struct Run {
+    id: i64,
+    /// Simulator clock when it arrived (the report cycle whose answer carried it).
+    received_ms: u64,
+    /// Drawn at the first tick after receipt.
+    timetable: Option<Timetable>,
 }
 
 /// What an accepted answer changed.
@@ -92,6 +108,7 @@ pub struct SimSite {
     behaviour_rng: SplitMix64,
     loss: SplitMix64,
     jitter: SplitMix64,
+    commands_rng: SplitMix64,
     behaviour: Behaviour,
     pub(crate) faults: FaultState,
     silent_until_ms: u64,
@@ -100,6 +117,15 @@ pub struct SimSite {
     last_epoch: Option<u64>,
     pub(crate) controllers: ControllerSet,
     book: CommandBook,
+    /// Timetables of the commands still running (same ids as the book's running ones).
+    runs: Vec<Run>,
+    /// Simulator clock of the current report cycle (set by [`SimSite::plan`]).
+    clock_ms: u64,
+    /// Commands taken on and started (a resent command never counts twice).
+    commands_started: u64,
+    /// Kubernetes version, once a `kubernetes_upgrade` (or its rollback) set it: the report
+    /// has no field for it, the site view shows it.
+    kube_version: Option<String>,
     auth: Option<HeaderValue>,
     pub(crate) enroll: EnrollState,
     interval_ms: u64,
@@ -124,6 +150,7 @@ impl SimSite {
             schedule: stream(seed, &spec.name, Stream::Schedule),
             loss: stream(seed, &spec.name, Stream::Loss),
             jitter: stream(seed, &spec.name, Stream::Jitter),
+            commands_rng: stream(seed, &spec.name, Stream::Commands),
             behaviour_rng,
             behaviour,
             profile,
@@ -137,6 +164,10 @@ impl SimSite {
             last_epoch: None,
             controllers: ControllerSet::new(controllers),
             book: CommandBook::default(),
+            runs: Vec::new(),
+            clock_ms: 0,
+            commands_started: 0,
+            kube_version: None,
             auth: None,
             enroll: EnrollState::Pending,
             interval_ms: clamp_interval(interval_ms),
@@ -206,15 +237,16 @@ impl SimSite {
         self.seq.last()
     }
 
-    /// A report is due at `now_ms` (simulator clock).
-    pub fn plan(&mut self, now_ms: u64) -> (Plan, TickOutcome) {
+    /// A report is due at `now_ms` (simulator clock); commands execute as `steps` says.
+    pub fn plan(&mut self, now_ms: u64, steps: &StepConfig) -> (Plan, TickOutcome) {
         if self.enroll != EnrollState::Enrolled
             || now_ms < self.silent_until_ms
             || self.faults.is_down(now_ms)
         {
             return (Plan::Idle, TickOutcome::default());
         }
-        let outcome = self.tick();
+        self.clock_ms = self.clock_ms.max(now_ms);
+        let outcome = self.tick(self.clock_ms, steps);
         let lost = self.faults.loss_percent > 0
             && self.loss.gen_range(0..100u8) < self.faults.loss_percent;
         let plan = if lost {
@@ -227,56 +259,95 @@ impl SimSite {
         (plan, outcome)
     }
 
-    /// One interval of the site's life: platform episodes and command work advance.
-    pub fn tick(&mut self) -> TickOutcome {
+    /// One interval of the site's life at `now_ms`: platform episodes advance, and each
+    /// running command moves along its timetable (see [`super::steps`]).
+    pub fn tick(&mut self, now_ms: u64, steps: &StepConfig) -> TickOutcome {
         self.behaviour
             .tick(&mut self.behaviour_rng, self.profile.capacity.hosts);
+        let hosts = self.profile.capacity.hosts;
         let mut out = TickOutcome::default();
-        let mut deployed = None;
-        let mut synced = false;
+        let mut succeeded = Vec::new();
         for t in self.book.running_mut() {
             t.step = t.step.saturating_add(1);
-            // Cloned: the arms below update `t` (only running commands, a handful at most).
-            let action = t.action.clone();
-            match &action {
-                CommandAction::SoftwareDeploy { release } => {
-                    if release.is_empty() || !crate::text::acceptable(release) {
-                        t.fail("the release name is not valid");
-                    } else if t.doomed && t.step >= 2 {
-                        t.run(40);
-                        t.fail(&format!(
-                            "deploy of {release} failed at 40 %: simulated failure (fail_next_command)"
-                        ));
-                    } else if t.step >= 5 {
-                        t.succeed(&format!("{release} deployed and active"));
-                        deployed = Some(release.clone());
-                    } else {
-                        t.run((t.step * 20).min(80) as u8);
+            if let Err(message) = validate_action(&t.action) {
+                t.enter_phase(0);
+                t.fail(&message);
+            } else {
+                let k = match self.runs.iter().position(|r| r.id == t.id) {
+                    Some(k) => k,
+                    None => {
+                        // Taken on without `accepted` (not through the protocol): from now.
+                        self.runs.push(Run {
+                            id: t.id,
+                            received_ms: now_ms,
+                            timetable: None,
+                        });
+                        self.runs.len() - 1
+                    }
+                };
+                let run = &mut self.runs[k];
+                let timetable = run.timetable.get_or_insert_with(|| {
+                    Timetable::draw(&t.action, steps, t.doomed, hosts, &mut self.commands_rng)
+                });
+                match timetable.at(now_ms.saturating_sub(run.received_ms)) {
+                    Course::Running { phase, percent } => {
+                        t.enter_phase(phase);
+                        t.run(percent);
+                    }
+                    Course::Failed {
+                        phase,
+                        percent,
+                        message,
+                    } => {
+                        t.enter_phase(phase);
+                        t.run(percent);
+                        t.fail(&message);
+                    }
+                    Course::Succeeded => {
+                        t.succeed(&success_message(&t.action));
+                        succeeded.push(t.action.clone());
                     }
                 }
-                CommandAction::SyncEndpoints => {
-                    if t.doomed {
-                        t.fail("endpoint sync failed: simulated failure (fail_next_command)");
-                    } else {
-                        t.succeed("all endpoints in sync");
-                        synced = true;
-                    }
-                }
-                CommandAction::Unknown => t.fail("unsupported command"),
             }
+            let slot = ActionKind::slot(&t.action);
             match t.state {
                 s if !s.is_final() => {}
-                CommandState::Succeeded => out.succeeded += 1,
-                _ => out.failed += 1,
+                CommandState::Succeeded => {
+                    out.succeeded += 1;
+                    out.by_kind[slot][0] += 1;
+                }
+                _ => {
+                    out.failed += 1;
+                    out.by_kind[slot][1] += 1;
+                }
             }
         }
-        if let Some(release) = deployed {
-            self.software_version = release;
-        }
-        if synced {
-            self.behaviour.sync_all();
+        let book = &self.book;
+        self.runs
+            .retain(|r| book.active().iter().any(|t| t.id == r.id && !t.is_final()));
+        for action in succeeded {
+            self.succeeded(action);
         }
         out
+    }
+
+    /// The lasting effect of a command that succeeded.
+    fn succeeded(&mut self, action: CommandAction) {
+        match action {
+            CommandAction::SoftwareDeploy { release } => self.software_version = release,
+            CommandAction::KubernetesUpgrade { to_version } => {
+                self.kube_version = Some(to_version);
+            }
+            CommandAction::Rollback { of, to } if rolls_back_software(&of) => {
+                self.software_version = to;
+            }
+            CommandAction::Rollback { of, to } if rolls_back_kubernetes(&of) => {
+                self.kube_version = Some(to);
+            }
+            CommandAction::SyncEndpoints => self.behaviour.sync_all(),
+            // Prestage, firmware, root CA and other rollbacks change nothing reported.
+            _ => {}
+        }
     }
 
     /// Prepares the attempt on controller `i` of the current list at wall-clock `wall_ms`.
@@ -369,7 +440,9 @@ impl SimSite {
         if !answer.controllers.is_empty() && !self.controllers.same_list(&answer.controllers) {
             self.controllers.adopt(share(answer.controllers), i);
         }
-        let faults = &mut self.faults;
+        let (faults, runs, started) =
+            (&mut self.faults, &mut self.runs, &mut self.commands_started);
+        let received_ms = self.clock_ms;
         let received = self
             .book
             .receive(&answer.commands, self.highest_epoch, |t| {
@@ -377,6 +450,12 @@ impl SimSite {
                     faults.fail_next_command = false;
                     t.doomed = true;
                 }
+                *started += 1;
+                runs.push(Run {
+                    id: t.id,
+                    received_ms,
+                    timetable: None,
+                });
             });
         self.last_error = None;
         self.accepted += 1;
@@ -401,6 +480,7 @@ impl SimSite {
             // comes back, and its next seq comes from the clock (SeqGen never goes below
             // the last one used, as a real agent's persisted state guarantees).
             self.book = CommandBook::default();
+            self.runs.clear();
             self.silent_until_ms = now_ms.saturating_add(self.interval_ms);
         } else {
             self.faults.apply(fault, now_ms);
@@ -447,17 +527,9 @@ impl SimSite {
             interval_ms: self.interval_ms,
             last_seq: self.seq.last(),
             reports_accepted: self.accepted,
-            commands: self
-                .book
-                .active()
-                .iter()
-                .map(|t| CommandProgress {
-                    id: t.id,
-                    state: t.state,
-                    percent: t.percent,
-                    message: t.message.clone(),
-                })
-                .collect(),
+            kube_version: self.kube_version.clone(),
+            commands_started: self.commands_started,
+            commands: self.book.active().iter().map(|t| t.progress()).collect(),
         }
     }
 }
@@ -497,7 +569,14 @@ pub struct SiteView {
     pub interval_ms: u64,
     pub last_seq: u64,
     pub reports_accepted: u64,
-    /// Commands running or awaiting acknowledgement of their final state.
+    /// Kubernetes version set by a `kubernetes_upgrade` (or its rollback); not modelled
+    /// (`null`) before.
+    #[serde(default)]
+    pub kube_version: Option<String>,
+    /// Commands taken on and started since the site started (resends never count twice).
+    #[serde(default)]
+    pub commands_started: u64,
+    /// Commands running or awaiting acknowledgement of their final state, with their phase.
     pub commands: Vec<CommandProgress>,
 }
 
@@ -568,15 +647,41 @@ mod tests {
         }
     }
 
+    /// Default durations, no failure by chance.
+    fn steady() -> StepConfig {
+        StepConfig {
+            failure_rate: 0.0,
+            ..StepConfig::default()
+        }
+    }
+
     /// One report cycle on controller 0: plan, build, accept with `answer`.
     fn cycle(s: &mut SimSite, now: u64, a: ReportAnswer) -> Report {
-        let (plan, _) = s.plan(now);
+        cycle_with(s, now, a, &steady()).0
+    }
+
+    /// The same with `steps`, also returning what the tick finished.
+    fn cycle_with(
+        s: &mut SimSite,
+        now: u64,
+        a: ReportAnswer,
+        steps: &StepConfig,
+    ) -> (Report, TickOutcome) {
+        let (plan, tick) = s.plan(now, steps);
         assert!(matches!(plan, Plan::Send { .. }), "{plan:?}");
         let Some(Attempt::Send { report, .. }) = s.prepare(0, WALL + now, &coords()) else {
             panic!("no attempt");
         };
         s.accepted(0, a, Arc::from);
-        *report
+        (*report, tick)
+    }
+
+    fn command(id: i64, action: CommandAction) -> Command {
+        Command {
+            id,
+            epoch: 0,
+            action,
+        }
     }
 
     #[test]
@@ -601,56 +706,369 @@ mod tests {
     }
 
     #[test]
-    fn deploy_runs_over_five_reports_then_changes_the_version() {
+    fn deploy_goes_through_its_phases_over_minutes_then_changes_the_version() {
         let mut s = enrolled("a", 1);
         cycle(&mut s, 0, answer(1, 3, vec![deploy(11, 3, "25.09")]));
-        let mut seen = vec![];
-        for k in 1..=6 {
-            let r = cycle(&mut s, k * 10_000, answer(k + 1, 3, vec![]));
-            seen.extend(r.commands.iter().map(|c| (c.state, c.percent)));
-            if k == 6 {
-                assert_eq!(r.software_version, "25.09");
-            }
+        let phases = CommandAction::SoftwareDeploy {
+            release: "25.09".into(),
         }
-        use CommandState::*;
+        .phases();
+        let mut seen: Vec<(CommandState, u8, String)> = vec![];
+        let mut k = 1;
+        let last = loop {
+            let r = cycle(&mut s, k * 10_000, answer(k + 1, 3, vec![]));
+            k += 1;
+            let Some(c) = r.commands.first() else {
+                panic!("the final state was never reported")
+            };
+            seen.push((c.state, c.percent, c.phase.clone().unwrap()));
+            if c.state.is_final() {
+                break r;
+            }
+            assert_eq!(r.software_version, "24.09", "not before it succeeded");
+        };
+        // ~3 minutes at the default scale: many reports, each phase in order.
+        assert!((10..=30).contains(&seen.len()), "{} reports", seen.len());
+        assert!(seen.windows(2).all(|w| w[0].1 <= w[1].1), "percent rises");
+        let mut order: Vec<&str> = seen.iter().map(|s| s.2.as_str()).collect();
+        order.dedup();
+        // Reports sample a wall-clock course: a phase shorter than an interval may fall
+        // between two reports, but phases never go backwards.
+        let positions: Vec<usize> = order
+            .iter()
+            .map(|p| phases.iter().position(|q| q == p).unwrap())
+            .collect();
+        assert!(positions.windows(2).all(|w| w[0] < w[1]), "{order:?}");
+        assert!(order.len() >= 4, "{order:?}");
+        assert!(order.contains(&"apply VIM sw-deploy strategy"));
         assert_eq!(
-            seen,
-            vec![
-                (Running, 20),
-                (Running, 40),
-                (Running, 60),
-                (Running, 80),
-                (Succeeded, 100)
-            ],
-            "final state reported once, then forgotten"
+            seen.last().unwrap(),
+            &(
+                CommandState::Succeeded,
+                100,
+                "finish sw-deploy strategy".to_string()
+            )
+        );
+        assert_eq!(last.commands[0].message, "25.09 deployed and active");
+        let r = cycle(&mut s, k * 10_000, answer(k + 1, 3, vec![]));
+        assert!(
+            r.commands.is_empty(),
+            "final state reported once, then remembered"
+        );
+        assert_eq!(r.software_version, "25.09");
+    }
+
+    #[test]
+    fn zero_durations_finish_every_command_at_the_first_tick_after_receipt() {
+        let mut s = enrolled("a", 1);
+        let steps = StepConfig::instant();
+        let actions = vec![
+            CommandAction::SoftwareDeploy {
+                release: "25.09".into(),
+            },
+            CommandAction::SyncEndpoints,
+            CommandAction::KubernetesUpgrade {
+                to_version: "v1.32.2".into(),
+            },
+            CommandAction::KubeRootcaUpdate {
+                expiry_date: None,
+                subject: None,
+            },
+            CommandAction::FirmwareUpdate,
+            CommandAction::Prestage {
+                release: "25.09".into(),
+                for_install: true,
+            },
+            CommandAction::Rollback {
+                of: "kubernetes".into(),
+                to: "v1.29.2".into(),
+            },
+        ];
+        let commands: Vec<Command> = actions
+            .iter()
+            .enumerate()
+            .map(|(i, a)| command(i as i64 + 1, a.clone()))
+            .collect();
+        cycle_with(&mut s, 0, answer(1, 0, commands), &steps);
+        // The next tick comes a whole interval later; durations would not matter anyway.
+        let (r, tick) = cycle_with(&mut s, 10_000, answer(2, 0, vec![]), &steps);
+        assert_eq!(r.commands.len(), actions.len());
+        for (c, a) in r.commands.iter().zip(&actions) {
+            assert_eq!(
+                (c.state, c.percent),
+                (CommandState::Succeeded, 100),
+                "{c:?}"
+            );
+            assert_eq!(c.phase.as_deref(), a.phases().last().copied());
+        }
+        assert_eq!((tick.succeeded, tick.failed), (7, 0));
+        assert!(tick.by_kind[..7].iter().all(|k| *k == [1, 0]), "{tick:?}");
+        assert_eq!(r.software_version, "25.09");
+        let v = s.view(0);
+        assert_eq!(
+            v.kube_version.as_deref(),
+            Some("v1.29.2"),
+            "upgraded, then rolled back"
+        );
+        assert_eq!(v.commands_started, 7);
+    }
+
+    #[test]
+    fn failure_rate_one_fails_every_command_in_a_named_phase() {
+        let mut s = enrolled("a", 4);
+        let steps = StepConfig {
+            failure_rate: 1.0,
+            ..StepConfig::instant()
+        };
+        let mut failed = 0;
+        for k in 0..40u64 {
+            let a = match k % 4 {
+                0 => CommandAction::SoftwareDeploy {
+                    release: "25.09".into(),
+                },
+                1 => CommandAction::Prestage {
+                    release: "25.09".into(),
+                    for_install: false,
+                },
+                2 => CommandAction::KubeRootcaUpdate {
+                    expiry_date: None,
+                    subject: None,
+                },
+                _ => CommandAction::SyncEndpoints,
+            };
+            let now = k * 20_000;
+            cycle_with(
+                &mut s,
+                now,
+                answer(2 * k, 0, vec![command(k as i64, a.clone())]),
+                &steps,
+            );
+            let (r, tick) = cycle_with(&mut s, now + 10_000, answer(2 * k + 1, 0, vec![]), &steps);
+            let c = &r.commands[0];
+            let phase = c
+                .phase
+                .as_deref()
+                .expect("a failed command names its phase");
+            assert!(a.phases().contains(&phase), "{phase}");
+            assert_eq!(c.state, CommandState::Failed);
+            assert!(
+                c.message.starts_with(&format!("{phase} failed: "))
+                    && c.message.ends_with("(simulated)"),
+                "{}",
+                c.message
+            );
+            assert!(crate::text::acceptable(&c.message));
+            failed += tick.failed;
+        }
+        assert_eq!(failed, 40);
+        assert_eq!(s.software_version, "24.09", "no deploy took effect");
+    }
+
+    #[test]
+    fn a_deploy_failing_in_the_apply_phase_reads_like_starlingx() {
+        // Find a seed whose failure lands in the apply phase and check the message shape.
+        let steps = StepConfig {
+            failure_rate: 1.0,
+            ..StepConfig::default()
+        };
+        let found = (0..50).find_map(|seed| {
+            let mut s = enrolled("a", seed);
+            cycle_with(&mut s, 0, answer(1, 0, vec![deploy(1, 0, "25.09")]), &steps);
+            let mut k = 1;
+            loop {
+                let (r, _) = cycle_with(&mut s, k * 10_000, answer(k + 1, 0, vec![]), &steps);
+                k += 1;
+                let c = r.commands.first()?;
+                if c.state == CommandState::Failed {
+                    return (c.phase.as_deref() == Some("apply VIM sw-deploy strategy"))
+                        .then(|| c.clone());
+                }
+            }
+        });
+        let c = found.expect("some seed fails in the apply phase");
+        assert!(
+            c.message
+                .starts_with("apply VIM sw-deploy strategy failed: host controller-")
+                && c.message.ends_with("(simulated)"),
+            "{}",
+            c.message
+        );
+        assert!((20..100).contains(&c.percent), "{}", c.percent);
+    }
+
+    #[test]
+    fn a_finished_command_resent_after_a_controller_crash_is_reported_again_not_rerun() {
+        let mut s = enrolled("a", 1);
+        let steps = StepConfig::instant();
+        cycle_with(&mut s, 0, answer(1, 0, vec![deploy(5, 0, "25.09")]), &steps);
+        let (first, tick) = cycle_with(&mut s, 10_000, answer(2, 0, vec![]), &steps);
+        assert_eq!(tick.succeeded, 1);
+        let final_progress = first.commands[0].clone();
+        assert_eq!(final_progress.state, CommandState::Succeeded);
+        let (r, _) = cycle_with(&mut s, 20_000, answer(3, 0, vec![]), &steps);
+        assert!(r.commands.is_empty(), "delivered");
+        // Meanwhile the site was rolled back by hand; a rerun would deploy again.
+        s.software_version = "24.09".into();
+        // The controller restarted without the final state and resends the command.
+        cycle_with(
+            &mut s,
+            30_000,
+            answer(4, 0, vec![deploy(5, 0, "25.09")]),
+            &steps,
+        );
+        let (again, tick) = cycle_with(&mut s, 40_000, answer(5, 0, vec![]), &steps);
+        assert_eq!(again.commands, vec![final_progress], "the same final state");
+        assert_eq!(tick, TickOutcome::default(), "nothing ran");
+        let (r, _) = cycle_with(&mut s, 50_000, answer(6, 0, vec![]), &steps);
+        assert!(r.commands.is_empty(), "once, until acknowledged");
+        assert_eq!(s.view(0).commands_started, 1, "executed once");
+        assert_eq!(s.software_version, "24.09", "not deployed again");
+    }
+
+    #[test]
+    fn rollback_restores_the_software_version() {
+        let mut s = enrolled("a", 1);
+        let steps = StepConfig {
+            scale: 0.1,
+            ..steady()
+        };
+        cycle_with(&mut s, 0, answer(1, 0, vec![deploy(1, 0, "25.09")]), &steps);
+        for k in 1..5 {
+            cycle_with(&mut s, k * 10_000, answer(k + 1, 0, vec![]), &steps);
+        }
+        assert_eq!(s.software_version, "25.09");
+        let rollback = CommandAction::Rollback {
+            of: "sw-deploy".into(),
+            to: "24.09".into(),
+        };
+        cycle_with(
+            &mut s,
+            50_000,
+            answer(6, 0, vec![command(2, rollback)]),
+            &steps,
+        );
+        let mut last = None;
+        for k in 6..12 {
+            let (r, _) = cycle_with(&mut s, k * 10_000, answer(k + 1, 0, vec![]), &steps);
+            last = r.commands.first().cloned().or(last);
+        }
+        let last = last.unwrap();
+        assert_eq!(
+            (last.state, last.phase.as_deref(), last.message.as_str()),
+            (
+                CommandState::Succeeded,
+                Some("rolling back"),
+                "sw-deploy rolled back to 24.09"
+            )
+        );
+        assert_eq!(s.software_version, "24.09");
+        // A rollback of something else leaves the release alone.
+        let other = CommandAction::Rollback {
+            of: "firmware".into(),
+            to: "previous".into(),
+        };
+        cycle_with(
+            &mut s,
+            200_000,
+            answer(20, 0, vec![command(3, other)]),
+            &steps,
+        );
+        for k in 21..28 {
+            cycle_with(&mut s, k * 10_000, answer(k + 1, 0, vec![]), &steps);
+        }
+        assert_eq!(s.software_version, "24.09");
+    }
+
+    #[test]
+    fn invalid_arguments_fail_at_once_and_unknown_actions_are_unsupported() {
+        let mut s = enrolled("a", 1);
+        let cmds = vec![
+            deploy(1, 0, ""),
+            command(
+                2,
+                CommandAction::KubernetesUpgrade {
+                    to_version: "newest".into(),
+                },
+            ),
+            command(3, CommandAction::Unknown),
+        ];
+        cycle(&mut s, 0, answer(1, 0, cmds));
+        let (r, tick) = cycle_with(&mut s, 10_000, answer(2, 0, vec![]), &steady());
+        let got: Vec<(CommandState, &str, Option<&str>)> = r
+            .commands
+            .iter()
+            .map(|c| (c.state, c.message.as_str(), c.phase.as_deref()))
+            .collect();
+        assert_eq!(
+            got[0],
+            (
+                CommandState::Failed,
+                "the release name is not valid",
+                Some("sw-deploy pre-check")
+            )
+        );
+        assert!(got[1].1.contains("kubernetes version"), "{:?}", got[1]);
+        assert_eq!(got[2], (CommandState::Failed, "unsupported command", None));
+        assert_eq!(
+            tick.by_kind[KIND_SLOTS - 1],
+            [0, 1],
+            "unknown counted apart"
         );
     }
 
     #[test]
     fn fail_next_command_fails_one_deploy_and_the_next_succeeds() {
         let mut s = enrolled("a", 1);
+        let steps = StepConfig::instant();
         s.apply(&Fault::FailNextCommand, 0);
-        cycle(&mut s, 0, answer(1, 0, vec![deploy(1, 0, "25.09")]));
-        let r1 = cycle(&mut s, 10_000, answer(2, 0, vec![]));
-        let r2 = cycle(&mut s, 20_000, answer(3, 0, vec![deploy(2, 0, "25.09")]));
-        assert_eq!(
-            (r1.commands[0].state, r1.commands[0].percent),
-            (CommandState::Running, 20)
+        cycle_with(&mut s, 0, answer(1, 0, vec![deploy(1, 0, "25.09")]), &steps);
+        let (r1, _) = cycle_with(
+            &mut s,
+            10_000,
+            answer(2, 0, vec![deploy(2, 0, "25.09")]),
+            &steps,
         );
-        let failed = &r2.commands[0];
-        assert_eq!(
-            (failed.id, failed.state, failed.percent),
-            (1, CommandState::Failed, 40)
+        let failed = &r1.commands[0];
+        assert_eq!((failed.id, failed.state), (1, CommandState::Failed));
+        let phase = failed.phase.as_deref().unwrap();
+        assert!(
+            failed.message.starts_with(&format!("{phase} failed: "))
+                && failed.message.contains("simulated failure"),
+            "{}",
+            failed.message
         );
-        assert!(failed.message.contains("simulated failure"));
         assert!(!s.faults.fail_next_command, "armed for one command only");
-        let mut last = None;
-        for k in 3..9 {
-            let r = cycle(&mut s, k * 10_000, answer(k + 1, 0, vec![]));
-            last = r.commands.iter().find(|c| c.id == 2).cloned().or(last);
-        }
-        assert_eq!(last.map(|c| c.state), Some(CommandState::Succeeded));
+        assert_eq!(s.software_version, "24.09");
+        let (r2, _) = cycle_with(&mut s, 20_000, answer(3, 0, vec![]), &steps);
+        assert_eq!(
+            (r2.commands[0].id, r2.commands[0].state),
+            (2, CommandState::Succeeded)
+        );
         assert_eq!(s.software_version, "25.09");
+    }
+
+    #[test]
+    fn timetables_are_deterministic_per_seed() {
+        let run = |seed| {
+            let mut s = enrolled("lyon-1", seed);
+            let steps = StepConfig {
+                failure_rate: 0.3,
+                ..StepConfig::default()
+            };
+            let mut seen = vec![];
+            for k in 0..200u64 {
+                let cmds = if k % 25 == 0 {
+                    vec![deploy(k as i64, 0, "25.09")]
+                } else {
+                    vec![]
+                };
+                let (r, _) = cycle_with(&mut s, k * 10_000, answer(k + 1, 0, cmds), &steps);
+                seen.extend(r.commands);
+            }
+            seen
+        };
+        assert_eq!(run(3), run(3));
+        assert_ne!(run(3), run(4));
     }
 
     #[test]
@@ -659,7 +1077,7 @@ mod tests {
         cycle(&mut s, 0, answer(1, 5, vec![]));
         // A deposed controller (epoch 4) and the owner (epoch 5) both send commands.
         let o = {
-            let (plan, _) = s.plan(10_000);
+            let (plan, _) = s.plan(10_000, &steady());
             assert!(matches!(plan, Plan::Send { .. }));
             s.prepare(0, WALL + 10_000, &coords());
             s.accepted(
@@ -673,7 +1091,10 @@ mod tests {
         cycle(&mut s, 20_000, answer(3, 5, vec![deploy(2, 5, "new")]));
         let r = cycle(&mut s, 30_000, answer(4, 5, vec![]));
         assert_eq!(r.commands.len(), 1);
-        assert_eq!((r.commands[0].id, r.commands[0].percent), (2, 40));
+        let c = &r.commands[0];
+        assert_eq!((c.id, c.state), (2, CommandState::Running));
+        assert!((1..50).contains(&c.percent), "{c:?}");
+        assert_eq!(s.view(0).commands_started, 1);
         assert_eq!(r.highest_epoch, 5);
         // An answer from a controller still on epoch 3 does not lower what the site has seen.
         cycle(&mut s, 40_000, answer(5, 3, vec![deploy(3, 3, "older")]));
@@ -689,10 +1110,14 @@ mod tests {
         let r2 = cycle(&mut s, 10_000, answer(2, 0, vec![]));
         assert_eq!(r2.commands.len(), 1);
         s.apply(&Fault::Restart, 15_000);
-        assert_eq!(s.plan(20_000).0, Plan::Idle, "silent for one interval");
+        assert_eq!(
+            s.plan(20_000, &steady()).0,
+            Plan::Idle,
+            "silent for one interval"
+        );
         assert!(s.is_silent(24_999) && !s.is_silent(25_000));
         // The clock reads earlier than the seqs used before the restart.
-        let (plan, _) = s.plan(30_000);
+        let (plan, _) = s.plan(30_000, &steady());
         assert!(matches!(plan, Plan::Send { .. }));
         let Some(Attempt::Send { report, .. }) = s.prepare(0, 5, &coords()) else {
             panic!("no attempt");
@@ -713,7 +1138,7 @@ mod tests {
             },
             0,
         );
-        s.plan(0);
+        s.plan(0, &steady());
         let order: Vec<usize> = s.controllers.attempt_order().collect();
         assert_eq!(order, vec![0, 1]);
         assert!(matches!(
@@ -739,19 +1164,19 @@ mod tests {
     fn down_loss_and_latency_shape_the_plan() {
         let mut s = enrolled("a", 1);
         s.apply(&Fault::Down, 0);
-        assert_eq!(s.plan(1).0, Plan::Idle);
+        assert_eq!(s.plan(1, &steady()).0, Plan::Idle);
         s.apply(&Fault::Up, 2);
         s.apply(&Fault::Latency { ms: 250 }, 2);
-        assert_eq!(s.plan(3).0, Plan::Send { delay_ms: 250 });
+        assert_eq!(s.plan(3, &steady()).0, Plan::Send { delay_ms: 250 });
         s.apply(&Fault::Loss { percent: 100 }, 4);
-        assert_eq!(s.plan(5).0, Plan::Dropped);
+        assert_eq!(s.plan(5, &steady()).0, Plan::Dropped);
         s.apply(&Fault::Loss { percent: 30 }, 6);
         let dropped = (0..1_000)
-            .filter(|k| s.plan(10 + k).0 == Plan::Dropped)
+            .filter(|k| s.plan(10 + k, &steady()).0 == Plan::Dropped)
             .count();
         assert!((220..380).contains(&dropped), "{dropped}");
         let mut pending = SimSite::new(spec("b"), 1, &coords(), refs(&["sc-a"]), 10_000);
-        assert_eq!(pending.plan(0).0, Plan::Idle, "not enrolled yet");
+        assert_eq!(pending.plan(0, &steady()).0, Plan::Idle, "not enrolled yet");
         assert!(pending.enroll_request().is_some());
     }
 }

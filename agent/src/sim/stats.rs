@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::steps::{ActionKind, KIND_SLOTS};
 use crate::transport::TransportError;
 
 /// Log-linear buckets over microseconds: exact below 16 µs, then 8 per power of two (≤ 12.5 %
@@ -183,6 +184,8 @@ pub(crate) struct Stats {
     pub commands_succeeded: AtomicU64,
     pub commands_failed: AtomicU64,
     pub commands_fenced: AtomicU64,
+    /// Per action kind (`ActionKind` order, unknown last): succeeded, failed.
+    commands_by_kind: [[AtomicU64; 2]; KIND_SLOTS],
     /// Real round-trip time of report requests (local HTTP + controller work).
     pub rtt: Windowed,
     /// How late a report started compared with its schedule (waiting for an in-flight
@@ -209,6 +212,7 @@ impl Stats {
             commands_succeeded: AtomicU64::new(0),
             commands_failed: AtomicU64::new(0),
             commands_fenced: AtomicU64::new(0),
+            commands_by_kind: Default::default(),
             rtt: Windowed::new(now),
             lag: Windowed::new(now),
         }
@@ -222,6 +226,24 @@ impl Stats {
             other => {
                 if let Some(i) = REFUSALS.iter().position(|c| *c == other.code()) {
                     self.refused[i].fetch_add(1, Relaxed);
+                }
+            }
+        }
+    }
+
+    /// Counts the commands a tick finished.
+    pub fn count_commands(&self, tick: &super::site::TickOutcome) {
+        self.commands_succeeded
+            .fetch_add(u64::from(tick.succeeded), Relaxed);
+        self.commands_failed
+            .fetch_add(u64::from(tick.failed), Relaxed);
+        if tick.succeeded + tick.failed == 0 {
+            return;
+        }
+        for (counters, counts) in self.commands_by_kind.iter().zip(&tick.by_kind) {
+            for (c, n) in counters.iter().zip(counts) {
+                if *n > 0 {
+                    c.fetch_add(u64::from(*n), Relaxed);
                 }
             }
         }
@@ -273,6 +295,21 @@ impl Stats {
             commands_succeeded: self.commands_succeeded.load(Relaxed),
             commands_failed: self.commands_failed.load(Relaxed),
             commands_fenced: self.commands_fenced.load(Relaxed),
+            commands_by_action: ActionKind::ALL
+                .iter()
+                .map(|k| k.name())
+                .chain(["unknown"])
+                .zip(&self.commands_by_kind)
+                .map(|(name, [ok, failed])| {
+                    (
+                        name.to_string(),
+                        CommandCounts {
+                            succeeded: ok.load(Relaxed),
+                            failed: failed.load(Relaxed),
+                        },
+                    )
+                })
+                .collect(),
         }
     }
 }
@@ -286,6 +323,13 @@ pub(crate) struct SiteCounts {
     pub with_alarms: usize,
     pub degraded: usize,
     pub out_of_sync: usize,
+}
+
+/// Commands of one action kind that finished.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandCounts {
+    pub succeeded: u64,
+    pub failed: u64,
 }
 
 /// Percentiles of a latency distribution, in milliseconds.
@@ -342,6 +386,9 @@ pub struct SimStats {
     pub commands_failed: u64,
     /// Commands ignored for carrying an epoch below the highest seen.
     pub commands_fenced: u64,
+    /// Commands finished per action kind (`software_deploy`, …, and `unknown`).
+    #[serde(default)]
+    pub commands_by_action: BTreeMap<String, CommandCounts>,
 }
 
 #[cfg(test)]

@@ -5,7 +5,9 @@
 //! What it reports about the platform is deliberately plain until a platform integration
 //! exists: health `healthy`, no alarms, every endpoint in sync, the machine's own size.
 //! Commands are answered honestly: `sync_endpoints` succeeds (there is nothing to re-sync
-//! without the platform), `software_deploy` fails saying it needs the integration.
+//! without the platform); every platform action (`software_deploy`, `kubernetes_upgrade`,
+//! `kube_rootca_update`, `firmware_update`, `prestage`, `rollback`) fails in its first phase
+//! saying it needs the integration (see [`execute`]).
 
 mod host;
 mod state;
@@ -260,15 +262,46 @@ impl Agent {
 }
 
 /// Runs the commands this agent can run without a platform integration.
+///
+/// Honesty first: this agent drives no StarlingX platform yet (no `sw-manager`, no
+/// `dcmanager`, no VIM strategy). It therefore never claims to have done platform work:
+///
+/// - `sync_endpoints` succeeds in its one phase, `syncing` (without a platform there is
+///   nothing out of sync; the agent reports every endpoint in sync anyway).
+/// - Every platform action (`software_deploy`, `kubernetes_upgrade`, `kube_rootca_update`,
+///   `firmware_update`, `prestage`, `rollback`) has its arguments checked like the simulator
+///   does, then fails in its first phase (reported as the command's `phase`, so the
+///   controller shows where it stopped) with "… needs the platform integration". Reporting
+///   success would let an orchestration move on from a site that was never changed.
+/// - Unknown actions (from a newer controller) fail "unsupported command", without a phase.
+///
+/// A platform integration would replace the failing arms with the real steps, entering each
+/// phase of [`CommandAction::phases`] in order as it goes.
 pub fn execute(book: &mut CommandBook) {
     for t in book.running_mut() {
-        match &t.action {
-            CommandAction::SyncEndpoints => t.succeed("all endpoints in sync"),
-            CommandAction::SoftwareDeploy { .. } => {
-                t.fail("software deploy needs the platform integration")
-            }
-            CommandAction::Unknown => t.fail("unsupported command"),
+        t.step = t.step.saturating_add(1);
+        // No phase for an unknown action (its phase list is empty).
+        t.enter_phase(0);
+        // Refuses unknown actions too ("unsupported command").
+        if let Err(message) = crate::commands::validate_action(&t.action) {
+            t.fail(&message);
+            continue;
         }
+        let needs_platform = match &t.action {
+            CommandAction::SyncEndpoints => {
+                t.succeed("all endpoints in sync");
+                continue;
+            }
+            CommandAction::SoftwareDeploy { .. } => "software deploy",
+            CommandAction::KubernetesUpgrade { .. } => "kubernetes upgrade",
+            CommandAction::KubeRootcaUpdate { .. } => "kubernetes root CA update",
+            CommandAction::FirmwareUpdate => "firmware update",
+            CommandAction::Prestage { .. } => "prestage",
+            CommandAction::Rollback { .. } => "rollback",
+            // Already failed by `validate_action`.
+            CommandAction::Unknown => continue,
+        };
+        t.fail(&format!("{needs_platform} needs the platform integration"));
     }
 }
 
@@ -402,6 +435,23 @@ mod tests {
                 release: "25.09".into(),
             },
             CommandAction::Unknown,
+            CommandAction::KubernetesUpgrade {
+                to_version: "v1.29.2".into(),
+            },
+            CommandAction::KubeRootcaUpdate {
+                expiry_date: None,
+                subject: None,
+            },
+            CommandAction::FirmwareUpdate,
+            CommandAction::Prestage {
+                release: "25.09".into(),
+                for_install: false,
+            },
+            CommandAction::Rollback {
+                of: "sw-deploy".into(),
+                to: "24.09".into(),
+            },
+            CommandAction::SoftwareDeploy { release: "".into() },
         ];
         let cmds: Vec<Command> = cmds
             .into_iter()
@@ -415,18 +465,36 @@ mod tests {
         book.receive(&cmds, 0, |_| {});
         execute(&mut book);
         let p = book.progress();
-        assert_eq!(p[0].state, CommandState::Succeeded);
         assert_eq!(
-            (p[1].state, p[1].message.as_str()),
+            (p[0].state, p[0].phase.as_deref()),
+            (CommandState::Succeeded, Some("syncing"))
+        );
+        assert_eq!(
+            (p[1].state, p[1].message.as_str(), p[1].phase.as_deref()),
             (
                 CommandState::Failed,
-                "software deploy needs the platform integration"
+                "software deploy needs the platform integration",
+                Some("sw-deploy pre-check")
             )
         );
         assert_eq!(
-            (p[2].state, p[2].message.as_str()),
-            (CommandState::Failed, "unsupported command")
+            (p[2].state, p[2].message.as_str(), p[2].phase.as_deref()),
+            (CommandState::Failed, "unsupported command", None)
         );
+        for (q, c) in p[3..8].iter().zip(&cmds[3..8]) {
+            assert_eq!(q.state, CommandState::Failed);
+            assert!(
+                q.message.ends_with("needs the platform integration"),
+                "{q:?}"
+            );
+            assert_eq!(q.phase.as_deref(), c.action.phases().first().copied());
+        }
+        assert_eq!(
+            (p[8].state, p[8].message.as_str()),
+            (CommandState::Failed, "the release name is not valid")
+        );
+        // Nothing left to run, and nothing runs twice.
+        assert_eq!(book.running_mut().count(), 0);
     }
 
     #[test]

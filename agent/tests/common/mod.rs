@@ -29,6 +29,10 @@ pub struct Subcloud {
     pub pending: Vec<Command>,
     /// Final states seen per command id.
     pub finals: HashMap<i64, (CommandState, u8, String)>,
+    /// How many accepted reports carried each command's final state.
+    pub final_reports: HashMap<i64, u32>,
+    /// Every phase reported per command id, in order, without repeats.
+    pub phases: HashMap<i64, Vec<String>>,
     pub last: Option<Report>,
 }
 
@@ -121,6 +125,13 @@ async fn report(State(f): State<Fake>, headers: HeaderMap, Json(r): Json<Report>
         if p.state.is_final() {
             sc.finals
                 .insert(p.id, (p.state, p.percent, p.message.clone()));
+            *sc.final_reports.entry(p.id).or_default() += 1;
+        }
+        if let Some(phase) = &p.phase {
+            let seen = sc.phases.entry(p.id).or_default();
+            if seen.last() != Some(phase) {
+                seen.push(phase.clone());
+            }
         }
     }
     sc.last = Some(r.clone());
