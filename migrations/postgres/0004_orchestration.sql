@@ -44,6 +44,8 @@ CREATE TABLE strategies (
     step_estimate_ms BIGINT NOT NULL,
     -- Why it paused, waits, failed or was aborted.
     reason          TEXT NOT NULL DEFAULT '',
+    -- Bumped by every write: the runner and operators write only over what they read.
+    revision        BIGINT NOT NULL DEFAULT 0,
     created_by      TEXT NOT NULL,
     created_at      BIGINT NOT NULL,
     updated_at      BIGINT NOT NULL,

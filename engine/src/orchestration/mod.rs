@@ -66,11 +66,9 @@ impl StrategySummary {
 
     /// Whole percent of steps done (0 for an empty strategy).
     pub fn percent(&self) -> u32 {
-        if self.total == 0 {
-            0
-        } else {
-            u32::try_from(self.done() * 100 / self.total).unwrap_or(100)
-        }
+        (self.done() * 100)
+            .checked_div(self.total)
+            .map_or(0, |p| u32::try_from(p).unwrap_or(100))
     }
 }
 

@@ -531,7 +531,11 @@ impl NewStrategy {
         let group_target = matches!(self.target, Target::Group { .. });
         if group_target && (self.apply_type.is_some() || self.max_parallel.is_some()) {
             return Err(ValidationError::new(
-                "max_parallel",
+                if self.max_parallel.is_some() {
+                    "max_parallel"
+                } else {
+                    "apply_type"
+                },
                 "a subcloud group brings its own apply type and max parallel; do not give them",
             ));
         }
@@ -633,17 +637,33 @@ impl NewStrategy {
         if t != StrategyType::Prestage {
             unexpected("for_install", self.for_install)?;
         }
+        // The form's `Amount::parse` bounds percentages; a REST body reaches here unchecked.
+        let percent_ok = |a: Amount| !matches!(a, Amount::Percent(p) if !(1..=100).contains(&p));
         if let Some(c) = &self.canary {
-            if c.size == Amount::Sites(0) {
+            if matches!(c.size, Amount::Sites(0) | Amount::Percent(0)) {
                 return Err(ValidationError::new(
                     "canary_size",
                     "a canary wave needs at least 1 site",
+                ));
+            }
+            if !percent_ok(c.size) {
+                return Err(ValidationError::new(
+                    "canary_size",
+                    "canary_size must be 1% to 100%",
                 ));
             }
             if c.soak_secs > MAX_SOAK_SECS {
                 return Err(ValidationError::new(
                     "canary_soak_secs",
                     format!("soak time is at most {MAX_SOAK_SECS} s (7 days)"),
+                ));
+            }
+        }
+        if let Some(b) = &self.failure_budget {
+            if !percent_ok(b.max_failures) {
+                return Err(ValidationError::new(
+                    "budget_max",
+                    "budget_max must be 1% to 100%",
                 ));
             }
         }

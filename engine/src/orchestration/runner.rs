@@ -187,7 +187,7 @@ struct Writes {
 
 struct StrategyWrite {
     id: i64,
-    read_state: StrategyState,
+    read_revision: i64,
     state: StrategyState,
     current_wave: u32,
     reason: String,
@@ -204,6 +204,8 @@ struct Active {
     current_wave: u32,
     wave_count: u32,
     reason: String,
+    /// Bumped by every write to the strategy: a tick writes only over what it read.
+    revision: i64,
 }
 
 fn backoff_ms(spec: &NewStrategy, attempt: i64) -> i64 {
@@ -216,7 +218,7 @@ impl Engine {
     pub async fn orchestration_tick(&self, now: Millis) -> Result<OrchestratorTick> {
         let pool = self.store.pool();
         let rows = sqlx::query(
-            "SELECT id, strategy_type, state, spec, current_wave, wave_count, reason FROM strategies \
+            "SELECT id, strategy_type, state, spec, current_wave, wave_count, reason, revision FROM strategies \
              WHERE state IN ('applying', 'paused', 'waiting for approval', 'abort requested', 'aborting') \
              ORDER BY id",
         )
@@ -244,6 +246,7 @@ impl Engine {
                 current_wave: u32::try_from(r.try_get::<i64, _>(4)?).unwrap_or(0),
                 wave_count: u32::try_from(r.try_get::<i64, _>(5)?).unwrap_or(0),
                 reason: r.try_get(6)?,
+                revision: r.try_get(7)?,
             });
         }
         // Sites with a step in flight: a site runs one step at a time, whatever the strategy.
@@ -493,6 +496,9 @@ impl Engine {
                         state = StrategyState::Failed;
                         if !stopping {
                             reason = format!("{failed} of {total} sites failed");
+                        } else if reason.is_empty() {
+                            // The failure came when no step was left to abort.
+                            reason = format!("stopped on failure: {failed} site(s) failed");
                         }
                     } else {
                         state = StrategyState::Complete;
@@ -526,21 +532,19 @@ impl Engine {
                     );
                 }
             }
-            StrategyState::Aborting => {
-                if counts.all(StepState::in_flight) == 0 {
-                    state = StrategyState::Aborted;
-                    audit(
-                        w,
-                        "strategy.aborted",
-                        format!(
-                            "{}: {} complete, {} failed, {} aborted",
-                            a.strategy_type,
-                            counts.all(|s| s == StepState::Complete),
-                            counts.all(StepState::is_failure),
-                            counts.all(|s| s == StepState::Aborted),
-                        ),
-                    );
-                }
+            StrategyState::Aborting if counts.all(StepState::in_flight) == 0 => {
+                state = StrategyState::Aborted;
+                audit(
+                    w,
+                    "strategy.aborted",
+                    format!(
+                        "{}: {} complete, {} failed, {} aborted",
+                        a.strategy_type,
+                        counts.all(|s| s == StepState::Complete),
+                        counts.all(StepState::is_failure),
+                        counts.all(|s| s == StepState::Aborted),
+                    ),
+                );
             }
             _ => {}
         }
@@ -552,7 +556,7 @@ impl Engine {
         }
         w.strategies.push(StrategyWrite {
             id: a.id,
-            read_state: a.state,
+            read_revision: a.revision,
             state,
             current_wave: current.min(a.wave_count.saturating_sub(1)),
             reason,
@@ -590,6 +594,12 @@ impl Engine {
         .await?;
         let spec = &a.spec;
         let timeout_ms = i64::from(spec.step_timeout_secs) * 1000;
+        // An aborted strategy issues no new command: a failure is final (no retry, whose step
+        // would stay `initial` for good, and no rollback).
+        let aborting = matches!(
+            a.state,
+            StrategyState::AbortRequested | StrategyState::Aborting
+        );
         for r in &rows {
             let mut s = Step {
                 id: r.try_get(0)?,
@@ -695,6 +705,12 @@ impl Engine {
                     if rolling_back {
                         s.state = StepState::RollbackFailed;
                         s.details = format!("rollback failed: {where_}{msg}; {}", s.details);
+                        s.finished_at = Some(now.0);
+                    } else if aborting {
+                        s.state = StepState::Failed;
+                        s.details = format!(
+                            "{where_}{msg}; not retried or rolled back: the strategy is aborting"
+                        );
                         s.finished_at = Some(now.0);
                     } else if s.attempt <= i64::from(spec.retries) {
                         let at = now.0 + backoff_ms(spec, s.attempt);
@@ -890,14 +906,15 @@ impl Engine {
         let backend = self.store.backend();
         let mut tx = self.store.pool().begin().await?;
         let mut states = HashMap::new();
-        // Strategy rows first, guarded by the state read: an operator's pause or abort that
-        // landed since wins, and this tick is dropped.
+        // Strategy rows first, guarded by the revision read: an operator's action, or a tick of
+        // another controller instance sharing the store, that landed since wins, and this tick
+        // is dropped (so no step is launched twice).
         for s in &w.strategies {
             let changed = sqlx::query(
                 "UPDATE strategies SET state = $1, current_wave = $2, reason = $3, steps_complete = $4, \
                  steps_failed = $5, steps_skipped = $6, steps_aborted = $7, steps_in_flight = $8, \
-                 updated_at = $9, finished_at = CASE WHEN $10 = 1 THEN $9 ELSE finished_at END \
-                 WHERE id = $11 AND state = $12",
+                 updated_at = $9, finished_at = CASE WHEN $10 = 1 THEN $9 ELSE finished_at END, \
+                 revision = revision + 1 WHERE id = $11 AND revision = $12",
             )
             .bind(s.state.as_str())
             .bind(i64::from(s.current_wave))
@@ -910,7 +927,7 @@ impl Engine {
             .bind(now.0)
             .bind(i64::from(s.finished))
             .bind(s.id)
-            .bind(s.read_state.as_str())
+            .bind(s.read_revision)
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -1116,6 +1133,7 @@ pub fn spawn_orchestrator(engine: Engine, interval: Duration) -> tokio::task::Jo
                 _ = tokio::time::sleep(interval) => {}
                 _ = wake.notified() => {}
             }
+            let started = std::time::Instant::now();
             match engine.orchestration_tick(Millis::now()).await {
                 Ok(t) if t.launched > 0 || t.finished > 0 || t.transitions > 0 => {
                     tracing::debug!(
@@ -1123,6 +1141,7 @@ pub fn spawn_orchestrator(engine: Engine, interval: Duration) -> tokio::task::Jo
                         launched = t.launched,
                         finished = t.finished,
                         transitions = t.transitions,
+                        ms = started.elapsed().as_secs_f64() * 1000.0,
                         "orchestrator tick"
                     );
                 }

@@ -96,6 +96,19 @@ pub(super) fn step_row(r: &sqlx::any::AnyRow) -> Result<StepRow> {
 const STEP_COLS: &str = "s.name, st.wave, st.state, st.phase, st.percent, st.attempt, st.details, \
      st.started_at, st.finished_at, st.updated_at";
 
+/// The fleet-list filters a `Target::Filter` may use.
+const FILTER_KEYS: [&str; 9] = [
+    "q",
+    "availability",
+    "management",
+    "deploy",
+    "deploy_class",
+    "sync",
+    "alarm",
+    "group",
+    "peer_group",
+];
+
 /// Parses a `Target::Filter` query string into the fleet list's filter.
 fn filter_query(query: &str) -> Result<SubcloudQuery, ValidationError> {
     let pairs: Vec<(String, String)> = query
@@ -108,6 +121,21 @@ fn filter_query(query: &str) -> Result<SubcloudQuery, ValidationError> {
         })
         .collect::<Result<_, ValidationError>>()
         .map_err(|e: ValidationError| e.in_field("target_query"))?;
+    // The fleet list ignores keys it does not know; a rollout must not: a misspelt filter
+    // would silently target the whole fleet.
+    if let Some((k, _)) = pairs
+        .iter()
+        .find(|(k, _)| !FILTER_KEYS.contains(&k.as_str()))
+    {
+        let shown: String = k.chars().take(40).collect();
+        return Err(ValidationError::new(
+            "target_query",
+            format!(
+                "unknown filter {shown:?}; the filters are: {}",
+                FILTER_KEYS.join(", ")
+            ),
+        ));
+    }
     SubcloudQuery::from_params(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .map_err(|e| ValidationError::new("target_query", e.to_string()))
 }
@@ -143,7 +171,7 @@ impl Engine {
              JOIN subcloud_groups g ON g.id = s.group_id \
              LEFT JOIN peer_groups pg ON pg.id = s.peer_group_id",
         );
-        let exists = |table: &'static str, field: &'static str, name: String| async move {
+        let exists = |table: &'static str, what: &'static str, name: String| async move {
             let found: Option<i64> =
                 sqlx::query_scalar(&format!("SELECT id FROM {table} WHERE name = $1"))
                     .bind(&name)
@@ -152,23 +180,23 @@ impl Engine {
             match found {
                 Some(_) => Ok(()),
                 None => Err(Error::from(ValidationError::new(
-                    field,
-                    format!("no {} named {name:?}", field.replace('_', " ")),
+                    "target_name",
+                    format!("no {what} named {name:?}"),
                 ))),
             }
         };
         match target {
             Target::All => {}
             Target::Subcloud { name } => {
-                exists("subclouds", "target_name", name.clone()).await?;
+                exists("subclouds", "subcloud", name.clone()).await?;
                 b.push(" WHERE s.name = ").bind(name.clone());
             }
             Target::Group { name } => {
-                exists("subcloud_groups", "target_name", name.clone()).await?;
+                exists("subcloud_groups", "subcloud group", name.clone()).await?;
                 b.push(" WHERE g.name = ").bind(name.clone());
             }
             Target::PeerGroup { name } => {
-                exists("peer_groups", "target_name", name.clone()).await?;
+                exists("peer_groups", "peer group", name.clone()).await?;
                 b.push(" WHERE pg.name = ").bind(name.clone());
             }
             Target::Filter { query } => {
@@ -200,10 +228,11 @@ impl Engine {
             .collect()
     }
 
-    /// Average duration of this type's recently completed steps, or the type's default.
+    /// Average duration of this type's recently completed steps, or the type's default. The
+    /// average is rounded in SQL: a bare cast truncates on SQLite but rounds on PostgreSQL.
     pub(super) async fn step_estimate(&self, t: StrategyType) -> Result<(i64, u64)> {
         let row = sqlx::query(
-            "SELECT CAST(AVG(d) AS BIGINT), COUNT(*) FROM (SELECT st.finished_at - st.started_at AS d \
+            "SELECT CAST(ROUND(AVG(d)) AS BIGINT), COUNT(*) FROM (SELECT st.finished_at - st.started_at AS d \
              FROM strategy_steps st JOIN strategies s ON s.id = st.strategy_id \
              WHERE s.strategy_type = $1 AND st.state = 'complete' AND st.attempt = 1 \
              ORDER BY st.finished_at DESC LIMIT 1000) recent",
@@ -486,7 +515,9 @@ impl Engine {
         let mut tx = self.store.pool().begin().await?;
         // Guarded by the state read: a concurrent action or runner tick that moved it first wins.
         let mut b = Sql::new("UPDATE strategies SET state = ");
-        b.bind(to.as_str()).push(", updated_at = ").bind(now.0);
+        b.bind(to.as_str())
+            .push(", revision = revision + 1, updated_at = ")
+            .bind(now.0);
         match action {
             StrategyAction::Apply => {
                 b.push(", started_at = ").bind(now.0).push(", reason = ''");
@@ -562,7 +593,7 @@ impl Engine {
                 .await?;
             }
             StrategyAction::Abort if to == StrategyState::Aborted => {
-                sqlx::query("UPDATE strategy_steps SET state = 'aborted', details = 'aborted before the strategy was applied', updated_at = $1 WHERE strategy_id = $2")
+                sqlx::query("UPDATE strategy_steps SET state = 'aborted', details = 'aborted before the strategy was applied', finished_at = $1, updated_at = $1 WHERE strategy_id = $2")
                     .bind(now.0)
                     .bind(id)
                     .execute(&mut *tx)
@@ -889,5 +920,8 @@ mod tests {
         assert!(filter_query("availability=nope").is_err());
         assert!(filter_query("group=%ZZ").is_err());
         assert!(filter_query("group=%C3").is_err());
+        // Unknown (misspelt) keys are refused rather than ignored.
+        assert_eq!(filter_query("grop=Edge").unwrap_err().field, "target_query");
+        assert!(filter_query("sort=name").is_err());
     }
 }
