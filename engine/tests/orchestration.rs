@@ -1987,9 +1987,13 @@ async fn two_controllers_ticking_at_once_launch_each_step_once(b: Backend) {
         assert!(per_site.values().all(|n| *n == 1), "{per_site:?}");
     }
     assert_eq!(both_wrote, 0, "both instances launched steps in one round");
-    // The second instance has no agents reporting to it, so steps it launched are not
-    // delivered here; what matters is that rounds launched steps and none twice.
     assert!(launched >= 6, "the rounds launched {launched} steps");
+    // Agents report to the first instance only: it picks up the commands the second one
+    // issued from the store (the monitor does this every tick on PostgreSQL), and the
+    // rollout completes with one command per site.
+    f.engine.refresh_queued_commands().await.unwrap();
+    assert_eq!(f.run(id, 100).await, StrategyState::Complete);
+    assert_eq!(f.command_count(id).await, 12);
 }
 
 // ---------------------------------------------------------------------------------------------

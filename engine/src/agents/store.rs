@@ -807,6 +807,36 @@ impl Engine {
         Ok(id)
     }
 
+    /// Adds commands queued in the store that this controller's gateway does not hold: on
+    /// PostgreSQL another controller instance sharing the store may have issued them (an
+    /// orchestrator tick or an operator there), and the site's agent may report here.
+    pub async fn refresh_queued_commands(&self) -> Result<()> {
+        let Some(g) = self.agent_gateway() else {
+            return Ok(());
+        };
+        let rows = sqlx::query(
+            "SELECT id, subcloud_id, action, epoch FROM subcloud_commands \
+             WHERE state = 'queued' ORDER BY id",
+        )
+        .fetch_all(self.store.pool())
+        .await?;
+        let mut st = g.lock();
+        for r in rows {
+            let (id, sid): (i64, i64) = (r.try_get(0)?, r.try_get(1)?);
+            let list = st.commands.entry(sid).or_default();
+            if list.iter().any(|c| c.id == id) {
+                continue;
+            }
+            let action: String = r.try_get(2)?;
+            list.push(Command {
+                id,
+                epoch: u64::try_from(r.try_get::<i64, _>(3)?).unwrap_or(0),
+                action: serde_json::from_str(&action).unwrap_or(CommandAction::Unknown),
+            });
+        }
+        Ok(())
+    }
+
     /// Enrollment and report facts of one subcloud.
     pub async fn agent_status(&self, subcloud_id: i64) -> Result<Option<AgentStatus>> {
         let Some(r) = sqlx::query(

@@ -143,6 +143,13 @@ impl Engine {
                     }
                     Err(e) => tracing::error!(error = %e, "health tick failed"),
                 }
+                // After the tick has stored what agents acknowledged, so only commands no
+                // agent has taken yet are added.
+                if engine.store.backend() == crate::store::Backend::Postgres {
+                    if let Err(e) = engine.refresh_queued_commands().await {
+                        tracing::warn!(error = %e, "reading queued commands failed");
+                    }
+                }
             }
         }))
     }

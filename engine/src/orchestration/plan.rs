@@ -66,7 +66,14 @@ pub fn plan_waves(spec: &NewStrategy, sites: &[PlanSite]) -> Vec<PlannedWave> {
             j += 1;
         }
         let s = &sites[i];
-        let apply_type = spec.apply_type.unwrap_or(s.group_apply_type);
+        // Settings given on the strategy override every group's (apply type then defaults
+        // to parallel); otherwise each group brings its own.
+        let overridden = spec.apply_type.is_some() || spec.max_parallel.is_some();
+        let apply_type = match (overridden, spec.apply_type) {
+            (_, Some(t)) => t,
+            (true, None) => ApplyType::Parallel,
+            (false, None) => s.group_apply_type,
+        };
         let max_parallel = match apply_type {
             ApplyType::Serial => 1,
             ApplyType::Parallel => spec
@@ -124,6 +131,14 @@ mod tests {
         assert_eq!((w[0].max_parallel, w[0].sites.len()), (2, 5));
         assert_eq!((w[1].max_parallel, w[1].apply_type), (1, ApplyType::Serial));
         assert_eq!(wave_eta_ms(5, 2, 100), 300);
+        // A max parallel on the strategy overrides every group, serial ones included.
+        let mut wide = spec.clone();
+        wide.max_parallel = Some(4);
+        let w = plan_waves(&wide, &sites);
+        assert_eq!(
+            (w[1].apply_type, w[1].max_parallel),
+            (ApplyType::Parallel, 4)
+        );
     }
 
     proptest! {

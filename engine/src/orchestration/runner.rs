@@ -1112,7 +1112,11 @@ impl Engine {
                 }
             }
             for (sid, cmd) in issued {
-                st.commands.entry(sid).or_default().push(cmd);
+                // The gateway may have read it from the store already (PostgreSQL refresh).
+                let list = st.commands.entry(sid).or_default();
+                if !list.iter().any(|c| c.id == cmd.id) {
+                    list.push(cmd);
+                }
             }
         }
         Ok(Some(Issued { states }))
