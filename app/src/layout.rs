@@ -53,6 +53,7 @@ pub fn Frame(children: Children) -> impl IntoView {
                                     <li><a href="/" aria-current=move || current("/")>"Overview"</a></li>
                                     <li><a href="/subclouds" aria-current=move || current("/subclouds")>"Subclouds"</a></li>
                                     <li><a href="/alarms" aria-current=move || current("/alarms")>"Alarms"</a></li>
+                                    <li><a href="/orchestration" aria-current=move || current("/orchestration")>"Orchestration"</a></li>
                                     {audit.then(|| view! { <li><a href="/audit" aria-current=move || current("/audit")>"Audit"</a></li> })}
                                     {admin.then(|| view! { <li><a href="/users" aria-current=move || current("/users")>"Users"</a></li> })}
                                 </ul>

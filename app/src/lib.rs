@@ -1,7 +1,8 @@
 #![recursion_limit = "256"]
 //! Murmuration's dashboard: server-rendered Leptos pages that hydrate in the browser.
 //!
-//! Organised by feature (`fleet`: overview, subcloud list and detail; `alarms`; `auth`) with
+//! Organised by feature (`fleet`: overview, subcloud list and detail; `alarms`; `orchestration`:
+//! rollout strategies; `auth`) with
 //! shared pieces in `components`, the page frame in `layout` and live updates in `live`. Server functions live next to the pages
 //! that use them and only adapt the engine: authorise, call, map errors. The engine is a
 //! dependency only under the `ssr` feature, so nothing server-side reaches the wasm bundle.
@@ -13,6 +14,7 @@ pub mod error;
 pub mod fleet;
 pub mod layout;
 pub mod live;
+pub mod orchestration;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Stylesheet, Title};
@@ -75,6 +77,22 @@ pub fn App() -> impl IntoView {
                         ssr=SsrMode::Async
                     />
                     <Route path=path!("/alarms") view=alarms::AlarmsPage ssr=SsrMode::Async/>
+                    <Route
+                        path=path!("/orchestration")
+                        view=orchestration::StrategiesPage
+                        ssr=SsrMode::Async
+                    />
+                    // Before the strategy page: "new" is not a strategy id.
+                    <Route
+                        path=path!("/orchestration/new")
+                        view=orchestration::NewStrategyPage
+                        ssr=SsrMode::Async
+                    />
+                    <Route
+                        path=path!("/orchestration/:id")
+                        view=orchestration::StrategyPage
+                        ssr=SsrMode::Async
+                    />
                     <Route path=path!("/login") view=auth::LoginPage ssr=SsrMode::Async/>
                     <Route path=path!("/setup") view=auth::SetupPage ssr=SsrMode::Async/>
                     <Route path=path!("/users") view=auth::UsersPage ssr=SsrMode::Async/>

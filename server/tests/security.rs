@@ -33,6 +33,9 @@ const OPERATOR_PASSWORD: &str = "operator-demo-password";
 const VIEWER_PASSWORD: &str = "viewer-demo-password";
 /// A password every rule accepts.
 const GOOD_PASSWORD: &str = "correct horse battery staple";
+/// The strategy of the orchestration routes: `TestApp::spawn` creates it (firmware over every
+/// subcloud, never applied) first in its fresh store, so this is its id.
+const STRATEGY: i64 = 1;
 /// The user the admin crawl creates (and the others try to).
 const CRAWLED_USER: &str = "crawler-made";
 const BACKENDS: [Backend; 2] = [Backend::Sqlite, Backend::Postgres];
@@ -136,6 +139,17 @@ impl TestApp {
             .first()
             .expect("the demo fleet has an active, unacknowledged alarm")
             .id;
+        let strategy = engine
+            .create_strategy(
+                &Actor::system(),
+                &engine::orchestration::NewStrategy::new(
+                    engine::orchestration::StrategyType::Firmware,
+                    engine::orchestration::Target::All,
+                ),
+            )
+            .await
+            .expect("create the strategy of the orchestration routes");
+        assert_eq!(strategy, STRATEGY, "the first strategy of a fresh store");
         let mut app = Self {
             base,
             origin,
@@ -578,7 +592,7 @@ enum Access {
     OwnAccount,
     /// Admins and operators (audit log).
     Audit,
-    /// Admins and operators (fleet actions: acknowledging alarms).
+    /// Admins and operators (fleet actions: acknowledging alarms; orchestration).
     Operate,
     /// Admins only (user management).
     Admin,
@@ -647,6 +661,19 @@ fn route_table(subcloud: &str, own_token: i64, alarm: i64) -> Vec<Route> {
             Page,
             "/alarms",
             "/alarms?severity=critical&severity=major&state=all&ack=no".into(),
+            Anyone,
+        ),
+        get(Page, "/orchestration", "/orchestration?page=1".into(), Anyone),
+        get(
+            Page,
+            "/orchestration/new",
+            "/orchestration/new?type=firmware&target=all".into(),
+            Anyone,
+        ),
+        get(
+            Page,
+            "/orchestration/{id}",
+            format!("/orchestration/{STRATEGY}?state=initial"),
             Anyone,
         ),
         // REST.
@@ -734,6 +761,42 @@ fn route_table(subcloud: &str, own_token: i64, alarm: i64) -> Vec<Route> {
             "/ui/alarms/page?severities[0]=critical&state=active&page=1&per_page=10".into(),
             Anyone,
         ),
+        get(
+            ServerFn,
+            "/ui/orchestration/strategies",
+            "/ui/orchestration/strategies?page=1&per_page=10".into(),
+            Anyone,
+        ),
+        get(
+            ServerFn,
+            "/ui/orchestration/strategy",
+            format!("/ui/orchestration/strategy?id={STRATEGY}&query[page]=1&query[per_page]=10"),
+            Anyone,
+        ),
+        get(
+            ServerFn,
+            "/ui/orchestration/preview",
+            "/ui/orchestration/preview?type=kube-rootca-update&target=all".into(),
+            Anyone,
+        ),
+        get(
+            ServerFn,
+            "/ui/orchestration/releases",
+            "/ui/orchestration/releases".into(),
+            Anyone,
+        ),
+        get(
+            ServerFn,
+            "/ui/orchestration/deployments",
+            "/ui/orchestration/deployments".into(),
+            Anyone,
+        ),
+        get(
+            ServerFn,
+            "/ui/orchestration/subcloud-steps",
+            format!("/ui/orchestration/subcloud-steps?name={subcloud}"),
+            Anyone,
+        ),
         // Server functions: changes.
         post(
             ServerFn,
@@ -792,6 +855,19 @@ fn route_table(subcloud: &str, own_token: i64, alarm: i64) -> Vec<Route> {
             ServerFn,
             "/ui/alarms/acknowledge",
             form(&[("ids[]", &alarm.to_string()), ("back", "?state=active")]),
+            Operate,
+        ),
+        // Another type than `STRATEGY`'s: one active strategy per type.
+        post(
+            ServerFn,
+            "/ui/orchestration/create",
+            form(&[("type", "kube-rootca-update"), ("target", "all")]),
+            Operate,
+        ),
+        post(
+            ServerFn,
+            "/ui/orchestration/action",
+            form(&[("id", &STRATEGY.to_string()), ("action", "abort")]),
             Operate,
         ),
         // Form posts.

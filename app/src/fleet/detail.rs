@@ -1,5 +1,5 @@
 //! One subcloud: every field, availability over the last 24 h, its agent, the per-endpoint
-//! sync table and its alarms. Live updates refresh it in place.
+//! sync table, its alarms and its steps in recent strategies. Live updates refresh it in place.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -12,8 +12,11 @@ use crate::components::{
     Badge, ErrorPanel, Tone,
 };
 use crate::live::{use_live, LastGood, Refresh, Shown, StaleNotice};
+use crate::orchestration::{get_subcloud_steps, step_tone, strategy_tone};
+use crate::ApiError;
 use engine::agents::AgentStatus;
 use engine::fleet::SubcloudDetail;
+use engine::orchestration::SiteStep;
 
 #[component]
 pub fn SubcloudPage() -> impl IntoView {
@@ -21,14 +24,36 @@ pub fn SubcloudPage() -> impl IntoView {
     let name = move || params.with(|p| p.get("name").unwrap_or_default());
     let live = use_live();
     let refresh = Refresh::<String>::new();
+    // A subcloud the server does not know is not asked for again on every live update (each
+    // answer would be another 404): its generation is frozen. Another name asks again.
+    let missing = RwSignal::new(None::<(String, u64)>);
     let detail = Resource::new(
-        move || (name(), live.generation.get()),
+        move || {
+            let n = name();
+            let frozen = missing.with(|m| m.as_ref().filter(|(k, _)| *k == n).map(|(_, g)| *g));
+            let g = frozen.unwrap_or_else(|| live.generation.get());
+            (n, g)
+        },
         move |(n, g)| {
             let background = refresh.is_background(&n, g);
             get_subcloud_detail(n, background)
         },
     );
+    Effect::new(move |_| {
+        if let Some(Err(ApiError::NotFound(_))) = detail.get() {
+            missing.set(Some((name(), live.generation.get_untracked())));
+        }
+    });
+    let refresh_steps = Refresh::<String>::new();
+    let steps = Resource::new(
+        move || (name(), live.generation.get()),
+        move |(n, g)| {
+            let background = refresh_steps.is_background(&n, g);
+            get_subcloud_steps(n, background)
+        },
+    );
     let last = LastGood::<String, SubcloudDetail>::new();
+    let last_steps = LastGood::<String, Vec<SiteStep>>::new();
     view! {
         // leptos_meta writes the title without escaping: only a valid subcloud name (letters,
         // digits, '-', '_') may reach it.
@@ -44,9 +69,11 @@ pub fn SubcloudPage() -> impl IntoView {
         </nav>
         <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || Suspend::new(async move {
+                // In the same render as the detail: the section never flickers on a refresh.
+                let steps = last_steps.settle(name(), steps.await);
                 match last.settle(name(), detail.await) {
-                    Shown::Fresh(d) => view! { <DetailBody d stale=None/> }.into_any(),
-                    Shown::Stale(d, e) => view! { <DetailBody d stale=Some(e)/> }.into_any(),
+                    Shown::Fresh(d) => view! { <DetailBody d steps stale=None/> }.into_any(),
+                    Shown::Stale(d, e) => view! { <DetailBody d steps stale=Some(e)/> }.into_any(),
                     Shown::Failed(e) => view! { <h1>{name()}</h1><ErrorPanel error=e/> }.into_any(),
                 }
             })}
@@ -55,7 +82,11 @@ pub fn SubcloudPage() -> impl IntoView {
 }
 
 #[component]
-fn DetailBody(d: SubcloudDetail, stale: Option<crate::ApiError>) -> impl IntoView {
+fn DetailBody(
+    d: SubcloudDetail,
+    steps: Shown<Vec<SiteStep>>,
+    stale: Option<crate::ApiError>,
+) -> impl IntoView {
     let s = d.summary;
     let fields: Vec<(&'static str, String)> = vec![
         ("Description", d.description),
@@ -115,6 +146,7 @@ fn DetailBody(d: SubcloudDetail, stale: Option<crate::ApiError>) -> impl IntoVie
                 </div>
             </section>
         </div>
+        <DeploymentSection steps/>
         <section class="panel" aria-labelledby="alarms-heading">
             <h2 id="alarms-heading">{format!("Alarms ({active} active)")}</h2>
             {if d.alarms.is_empty() {
@@ -154,6 +186,82 @@ fn DetailBody(d: SubcloudDetail, stale: Option<crate::ApiError>) -> impl IntoVie
                     </div>
                 }.into_any()
             }}
+        </section>
+    }
+}
+
+/// The subcloud's steps in its latest strategies (newest first).
+#[component]
+fn DeploymentSection(steps: Shown<Vec<SiteStep>>) -> impl IntoView {
+    let (rows, problem): (Option<Vec<SiteStep>>, Option<ApiError>) = match steps {
+        Shown::Fresh(v) => (Some(v), None),
+        Shown::Stale(v, e) => (Some(v), Some(e)),
+        Shown::Failed(e) => (None, Some(e)),
+    };
+    let stale = rows.is_some();
+    let problem = problem.map(|e| {
+        if stale {
+            view! { <StaleNotice error=e/> }.into_any()
+        } else {
+            view! { <ErrorPanel error=e/> }.into_any()
+        }
+    });
+    let body = rows.map(|rows| {
+        if rows.is_empty() {
+            return view! { <p class="empty" data-steps="0">"Not part of any recent strategy."</p> }
+                .into_any();
+        }
+        let n = rows.len();
+        view! {
+            <div class="table-scroll">
+                <table class="data site-steps" data-steps=n.to_string()>
+                    <caption class="visually-hidden">"This subcloud's steps in recent strategies, newest first"</caption>
+                    <thead>
+                        <tr>
+                            <th scope="col">"Strategy"</th>
+                            <th scope="col">"Type"</th>
+                            <th scope="col">"Arguments"</th>
+                            <th scope="col">"Strategy state"</th>
+                            <th scope="col">"Step"</th>
+                            <th scope="col">"Phase"</th>
+                            <th scope="col" class="num">"Done"</th>
+                            <th scope="col">"Details"</th>
+                            <th scope="col">"Updated (UTC)"</th>
+                        </tr>
+                    </thead>
+                    <tbody>
+                        {rows
+                            .into_iter()
+                            .map(|s| {
+                                let href = format!("/orchestration/{}", s.strategy_id);
+                                let phase = if s.step.phase.is_empty() { "—".to_string() } else { s.step.phase.clone() };
+                                let args = if s.args.is_empty() { "—".to_string() } else { s.args.clone() };
+                                view! {
+                                    <tr data-strategy=s.strategy_id.to_string() data-step-state=s.step.state.as_str()>
+                                        <th scope="row"><a href=href>{format!("#{}", s.strategy_id)}</a></th>
+                                        <td>{s.strategy_type.as_str()}</td>
+                                        <td>{args}</td>
+                                        <td><Badge text=s.strategy_state.to_string() tone=strategy_tone(s.strategy_state)/></td>
+                                        <td><Badge text=s.step.state.to_string() tone=step_tone(s.step.state)/></td>
+                                        <td>{phase}</td>
+                                        <td class="num">{format!("{} %", s.step.percent)}</td>
+                                        <td class="details">{s.step.details.clone()}</td>
+                                        <td><time datetime=s.step.updated_at.to_iso()>{s.step.updated_at.to_iso()}</time></td>
+                                    </tr>
+                                }
+                            })
+                            .collect_view()}
+                    </tbody>
+                </table>
+            </div>
+        }
+        .into_any()
+    });
+    view! {
+        <section class="panel deployment" aria-labelledby="deployment-heading">
+            <h2 id="deployment-heading">"Deployment"</h2>
+            {problem}
+            {body}
         </section>
     }
 }

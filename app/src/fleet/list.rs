@@ -264,9 +264,29 @@ fn SubcloudTable(
     let header = move |label: &'static str, key: SortKey| {
         view! { <SortHeader label key query=q.clone()/> }
     };
+    // A strategy over exactly these subclouds: the create form with this list's filter.
+    let roll_out = query.is_filtered().then(|| {
+        let filter = SubcloudQuery {
+            sort: SubcloudQuery::default().sort,
+            dir: SubcloudQuery::default().dir,
+            page: 1,
+            per_page: SubcloudQuery::DEFAULT_PER_PAGE,
+            ..query.clone()
+        }
+        .to_query_string();
+        format!(
+            "/orchestration/new?target=filter&target_query={}",
+            engine::url::encode_query_value(filter.trim_start_matches('?'))
+        )
+    });
     view! {
         {stale.map(|e| view! { <StaleNotice error=e/> })}
-        <p class="result-count" role="status" data-matching=page.matching>{summary.clone()}</p>
+        <div class="list-head">
+            <p class="result-count" role="status" data-matching=page.matching>{summary.clone()}</p>
+            {roll_out.map(|href| view! {
+                <a class="button-link roll-out" href=href>"Roll out to these"</a>
+            })}
+        </div>
         <div class="table-scroll">
             <table class="data subclouds">
                 <caption class="visually-hidden">{summary}</caption>

@@ -1,4 +1,5 @@
-//! The overview: key figures of the whole fleet, each a link to the subclouds behind it.
+//! The overview: key figures of the whole fleet, each a link to the subclouds behind it, and
+//! the deployments (running strategies, the last finished one, the fleet's software versions).
 //! Live updates refresh the figures in place.
 
 use leptos::prelude::*;
@@ -7,7 +8,12 @@ use leptos_meta::Title;
 use super::get_fleet_overview;
 use crate::components::{group_digits, Badge, ErrorPanel, Tone};
 use crate::live::{use_live, LastGood, Refresh, Shown, StaleNotice};
+use crate::orchestration::{
+    eta_text, get_deployment_overview, strategy_tone, Progress, ProgressBar,
+};
+use crate::ApiError;
 use engine::fleet::{ControllerAvailability, Overview};
+use engine::orchestration::{DeploymentOverview, StrategySummary};
 
 #[component]
 pub fn OverviewPage() -> impl IntoView {
@@ -17,15 +23,23 @@ pub fn OverviewPage() -> impl IntoView {
         move || live.generation.get(),
         move |g| get_fleet_overview(refresh.is_background(&(), g)),
     );
+    let refresh_deployments = Refresh::<()>::new();
+    let deployments = Resource::new(
+        move || live.generation.get(),
+        move |g| get_deployment_overview(refresh_deployments.is_background(&(), g)),
+    );
     let last = LastGood::<(), Overview>::new();
+    let last_deployments = LastGood::<(), DeploymentOverview>::new();
     view! {
         <Title text="Overview"/>
         <h1>"Fleet overview"</h1>
         <Transition fallback=|| view! { <p class="loading">"Loading the fleet…"</p> }>
             {move || Suspend::new(async move {
+                // Both in one render: the deployments block never flickers on a refresh.
+                let d = last_deployments.settle((), deployments.await);
                 match last.settle((), overview.await) {
-                    Shown::Fresh(o) => view! { <OverviewBody o stale=None/> }.into_any(),
-                    Shown::Stale(o, e) => view! { <OverviewBody o stale=Some(e)/> }.into_any(),
+                    Shown::Fresh(o) => view! { <OverviewBody o d stale=None/> }.into_any(),
+                    Shown::Stale(o, e) => view! { <OverviewBody o d stale=Some(e)/> }.into_any(),
                     Shown::Failed(e) => view! { <ErrorPanel error=e/> }.into_any(),
                 }
             })}
@@ -62,7 +76,11 @@ fn Kpi(
 }
 
 #[component]
-fn OverviewBody(o: Overview, stale: Option<crate::ApiError>) -> impl IntoView {
+fn OverviewBody(
+    o: Overview,
+    d: Shown<DeploymentOverview>,
+    stale: Option<crate::ApiError>,
+) -> impl IntoView {
     let total = o.total;
     let a = o.active_alarms;
     view! {
@@ -82,6 +100,7 @@ fn OverviewBody(o: Overview, stale: Option<crate::ApiError>) -> impl IntoView {
             </div>
         </section>
         <div class="panels">
+            <DeploymentsPanel d/>
             <section class="panel" aria-labelledby="alarms-heading">
                 <h2 id="alarms-heading">"Active alarms"</h2>
                 <ul class="severity-counts">
@@ -135,22 +154,126 @@ fn OverviewBody(o: Overview, stale: Option<crate::ApiError>) -> impl IntoView {
                     </table>
                 </div>
             </section>
-            <section class="panel" aria-labelledby="versions-heading">
-                <h2 id="versions-heading">"Software versions"</h2>
-                <div class="table-scroll">
-                    <table class="data">
-                        <thead>
-                            <tr><th scope="col">"Version"</th><th scope="col" class="num">"Subclouds"</th></tr>
-                        </thead>
-                        <tbody>
-                            {o.software_versions.into_iter().map(|(v, n)| view! {
-                                <tr><th scope="row">{v}</th><td class="num">{group_digits(n)}</td></tr>
-                            }).collect_view()}
-                        </tbody>
-                    </table>
-                </div>
-            </section>
         </div>
         <p class="as-of">"As of " <time datetime=o.as_of.to_iso()>{o.as_of.to_iso()}</time></p>
+    }
+}
+
+/// Running strategies with their progress and ETA, the last finished one, and the software
+/// versions the fleet reports.
+#[component]
+fn DeploymentsPanel(d: Shown<DeploymentOverview>) -> impl IntoView {
+    let (d, stale): (Option<DeploymentOverview>, Option<ApiError>) = match d {
+        Shown::Fresh(d) => (Some(d), None),
+        Shown::Stale(d, e) => (Some(d), Some(e)),
+        Shown::Failed(e) => (None, Some(e)),
+    };
+    let body = d.map(|d| {
+        let active = if d.active.is_empty() {
+            view! { <p class="empty" data-active="0">"No strategy is running."</p> }.into_any()
+        } else {
+            let n = d.active.len();
+            view! {
+                <ul class="deployment-list" data-active=n.to_string()>
+                    {d.active.into_iter().map(|s| view! { <DeploymentItem s/> }).collect_view()}
+                </ul>
+            }
+            .into_any()
+        };
+        let last = d.last_finished.map(|s| {
+            let href = format!("/orchestration/{}", s.id);
+            let when = s.finished_at.map(|t| t.to_iso()).unwrap_or_default();
+            view! {
+                <p class="last-finished" data-strategy=s.id.to_string()>
+                    <span class="label">"Last finished: "</span>
+                    <a href=href>{format!("#{} {}", s.id, s.strategy_type)}</a>
+                    {(!s.args.is_empty()).then(|| format!(" ({})", s.args))}
+                    " "
+                    <Badge text=s.state.to_string() tone=strategy_tone(s.state)/>
+                    " "
+                    <time datetime=when.clone()>{when.clone()}</time>
+                </p>
+            }
+        });
+        let total: u64 = d.versions.iter().map(|(_, n)| n).sum();
+        let versions = d
+            .versions
+            .into_iter()
+            .map(|(v, n)| {
+                let share = if total == 0 { 0.0 } else { n as f64 * 100.0 / total as f64 };
+                let key = v.clone();
+                view! {
+                    <tr data-version=key>
+                        <th scope="row">{v}</th>
+                        <td class="num">{group_digits(n)}</td>
+                        <td class="share">
+                            <svg class="share-bar" width="100%" aria-hidden="true" focusable="false">
+                                <rect class="seg seg-track" x="0" y="0" width="100%" height="100%"></rect>
+                                <rect class="seg seg-version" x="0" y="0" width=format!("{share:.3}%") height="100%"></rect>
+                            </svg>
+                        </td>
+                        <td class="num">{format!("{share:.1} %")}</td>
+                    </tr>
+                }
+            })
+            .collect_view();
+        view! {
+            <h3 class="subheading">"Running"</h3>
+            {active}
+            {last}
+            <h3 class="subheading">"Software versions"</h3>
+            <div class="table-scroll">
+                <table class="data versions">
+                    <caption class="visually-hidden">"Software versions the subclouds report"</caption>
+                    <thead>
+                        <tr>
+                            <th scope="col">"Version"</th>
+                            <th scope="col" class="num">"Subclouds"</th>
+                            <th scope="col">"Share"</th>
+                            <th scope="col" class="num">"%"</th>
+                        </tr>
+                    </thead>
+                    <tbody>{versions}</tbody>
+                </table>
+            </div>
+        }
+    });
+    view! {
+        <section class="panel deployments" aria-labelledby="deployments-heading">
+            <div class="panel-head">
+                <h2 id="deployments-heading">"Deployments"</h2>
+                <a href="/orchestration" class="panel-link">"All strategies"</a>
+            </div>
+            {stale.map(|e| {
+                if body.is_some() {
+                    view! { <StaleNotice error=e/> }.into_any()
+                } else {
+                    view! { <ErrorPanel error=e/> }.into_any()
+                }
+            })}
+            {body}
+        </section>
+    }
+}
+
+/// One running strategy: what and where, its state, progress and time left.
+#[component]
+fn DeploymentItem(s: StrategySummary) -> impl IntoView {
+    let href = format!("/orchestration/{}", s.id);
+    let eta = eta_text(&s);
+    let progress = Progress::of(&s);
+    view! {
+        <li class="deployment" data-strategy=s.id.to_string() data-state=s.state.as_str()>
+            <div class="deployment-head">
+                <a href=href class="deployment-name">
+                    {format!("#{} {}", s.id, s.strategy_type)}
+                    {(!s.args.is_empty()).then(|| format!(" · {}", s.args))}
+                </a>
+                <Badge text=s.state.to_string() tone=strategy_tone(s.state)/>
+            </div>
+            <p class="deployment-target muted">{s.target.clone()}</p>
+            <ProgressBar progress/>
+            {eta.map(|e| view! { <p class="eta">{e}</p> })}
+        </li>
     }
 }
