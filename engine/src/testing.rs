@@ -126,3 +126,26 @@ macro_rules! both_backends {
         }
     };
 }
+
+/// The agent intake of tests: reports every `interval_ms`, offline after 3 missed, online after
+/// 2 good ones.
+pub fn intake_policy(interval_ms: i64) -> crate::agents::IntakePolicy {
+    crate::agents::IntakePolicy {
+        hysteresis: crate::health::HysteresisPolicy {
+            interval_ms,
+            offline_after_missed: 3,
+            online_after_reports: 2,
+        },
+        ..Default::default()
+    }
+}
+
+/// A signed-in user with `role` (an operator "op", a viewer "view"…).
+pub fn user_actor(name: &str, role: crate::auth::Role) -> crate::auth::Actor {
+    crate::auth::Actor {
+        user_id: Some(2),
+        name: name.into(),
+        role: Some(role),
+        client_addr: None,
+    }
+}

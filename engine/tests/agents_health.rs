@@ -8,7 +8,7 @@ use engine::agents::{EnrollmentRequest, IntakeError, IntakePolicy};
 use engine::auth::{Actor, Role};
 use engine::both_backends;
 use engine::fleet::{AvailabilityStatus, EndpointType, SyncStatus};
-use engine::health::{alarm_ids, AlarmQuery, AlarmSeverity, AlarmState, HysteresisPolicy};
+use engine::health::{alarm_ids, AlarmQuery, AlarmSeverity, AlarmState};
 use engine::store::Backend;
 use engine::testing::TestDb;
 use engine::time::Millis;
@@ -28,30 +28,15 @@ both_backends!(
 const INTERVAL: i64 = 1_000;
 
 fn policy() -> IntakePolicy {
-    IntakePolicy {
-        hysteresis: HysteresisPolicy {
-            interval_ms: INTERVAL,
-            offline_after_missed: 3,
-            online_after_reports: 2,
-        },
-        ..Default::default()
-    }
+    engine::testing::intake_policy(INTERVAL)
 }
 
 fn operator() -> Actor {
-    Actor {
-        user_id: Some(2),
-        name: "op".into(),
-        role: Some(Role::Operator),
-        client_addr: None,
-    }
+    engine::testing::user_actor("op", Role::Operator)
 }
 
 fn viewer() -> Actor {
-    let mut a = operator();
-    a.name = "view".into();
-    a.role = Some(Role::Viewer);
-    a
+    engine::testing::user_actor("view", Role::Viewer)
 }
 
 async fn setup(b: Backend, n: u32) -> (TestDb, Engine) {

@@ -17,7 +17,6 @@ use engine::auth::{Actor, Role};
 use engine::both_backends;
 use engine::events::Event;
 use engine::fleet::{AvailabilityStatus, EndpointType, SyncStatus};
-use engine::health::HysteresisPolicy;
 use engine::orchestration::*;
 use engine::store::Backend;
 use engine::testing::TestDb;
@@ -51,30 +50,15 @@ const INTERVAL: i64 = 1_000;
 const T0: i64 = 1_894_708_800_000;
 
 fn policy() -> IntakePolicy {
-    IntakePolicy {
-        hysteresis: HysteresisPolicy {
-            interval_ms: INTERVAL,
-            offline_after_missed: 3,
-            online_after_reports: 2,
-        },
-        ..Default::default()
-    }
+    engine::testing::intake_policy(INTERVAL)
 }
 
 fn operator() -> Actor {
-    Actor {
-        user_id: Some(2),
-        name: "op".into(),
-        role: Some(Role::Operator),
-        client_addr: None,
-    }
+    engine::testing::user_actor("op", Role::Operator)
 }
 
 fn viewer() -> Actor {
-    let mut a = operator();
-    a.name = "view".into();
-    a.role = Some(Role::Viewer);
-    a
+    engine::testing::user_actor("view", Role::Viewer)
 }
 
 /// How a simulated agent handles one command.

@@ -54,6 +54,12 @@ fn self_service(path: &str) -> bool {
     matches!(path, "/logout") || path.starts_with("/ui/account/")
 }
 
+/// POSTs that change nothing (their body is too rich for a query string): viewers may send
+/// them. The engine still checks the read permission.
+fn read_only_post(path: &str) -> bool {
+    path == "/api/v1/strategies/preview"
+}
+
 fn json_error(status: StatusCode, code: &str, message: &str) -> Response {
     let mut res = crate::error::json_error(status, code, None, message);
     if status == StatusCode::UNAUTHORIZED {
@@ -165,7 +171,7 @@ pub async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -
         return match state.engine.authenticate_api_token(secret).await {
             Ok(user) => {
                 let actor = Actor::user(&user, Some(addr));
-                if mutating && user.role == Role::Viewer {
+                if mutating && user.role == Role::Viewer && !read_only_post(&path) {
                     return json_error(
                         StatusCode::FORBIDDEN,
                         "forbidden",
@@ -258,7 +264,12 @@ pub async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -
             };
             json_error(StatusCode::UNAUTHORIZED, "unauthenticated", msg)
         }
-        (Some(a), _) if mutating && a.role == Some(Role::Viewer) && !self_service(&path) => {
+        (Some(a), _)
+            if mutating
+                && a.role == Some(Role::Viewer)
+                && !self_service(&path)
+                && !read_only_post(&path) =>
+        {
             json_error(
                 StatusCode::FORBIDDEN,
                 "forbidden",

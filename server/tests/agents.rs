@@ -6,7 +6,6 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use engine::auth::Actor;
 use engine::both_backends;
 use engine::fleet::{AvailabilityStatus, SubcloudDetail, SubcloudPage};
 use engine::health::{alarm_ids, AlarmSeverity};
@@ -17,7 +16,7 @@ use serde_json::{json, Value};
 use tokio::process::Command;
 
 mod common;
-use common::{agent_bin, free_port, start_controller, wait_for, Timing};
+use common::{agent_bin, free_port, seeded_store, start_controller, wait_for, Timing};
 
 both_backends!(agents_health_restart_and_refusals);
 
@@ -80,29 +79,7 @@ async fn fault(control: &str, fault: Value, site: &str) {
 
 async fn agents_health_restart_and_refusals(b: Backend) {
     let db = TestDb::new(b).await;
-    let engine = db.engine().await;
-    engine.seed_demo(SITES).await.expect("seed");
-    engine.ensure_demo_users().await.expect("demo users");
-    let admin = engine
-        .list_users(&Actor::system())
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|u| u.name == "admin")
-        .unwrap();
-    let token = engine
-        .create_api_token(&Actor::user(&admin, None), "simulator")
-        .await
-        .unwrap()
-        .secret;
-    let names: Vec<String> = engine
-        .list_subclouds(&Default::default())
-        .await
-        .unwrap()
-        .rows
-        .into_iter()
-        .map(|r| r.name)
-        .collect();
+    let (_engine, token, names) = seeded_store(&db, SITES).await;
     // The last site is left out of the simulator for the hand-made requests below.
     let (simulated, spare) = names.split_at(names.len() - 1);
     let spare = spare[0].clone();

@@ -107,6 +107,7 @@ both_backends!(
     background_refreshes_do_not_keep_a_session_alive,
     event_stream_ends_when_the_session_does,
     rest_writes_follow_roles_and_refuse_bad_input,
+    rest_strategies_follow_roles_and_refuse_bad_input,
 );
 
 /// An API token of a demo user.
@@ -702,4 +703,237 @@ async fn server_functions_answer_json(b: Backend) {
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
     let res = app.get("/ui/fleet/subcloud?name=..%2Fx").await;
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+}
+
+/// Strategies over REST: reads and previews for everyone, writes for operators, every refusal a
+/// JSON error naming the problem and changing nothing, the state machine's refusals as 409.
+async fn rest_strategies_follow_roles_and_refuse_bad_input(b: Backend) {
+    use serde_json::{json, Value};
+    let app = TestApp::spawn(b, 20).await;
+    let (operator, viewer) = (
+        token_of(&app, "operator").await,
+        token_of(&app, "viewer").await,
+    );
+    let call = |method: reqwest::Method, path: &str, token: &str, body: Option<Value>| {
+        let r = app
+            .client
+            .request(method, format!("{}{path}", app.base))
+            .bearer_auth(token);
+        match body {
+            Some(b) => r.json(&b).send(),
+            None => r.send(),
+        }
+    };
+    let strategies = || async {
+        let v: Value = call(reqwest::Method::GET, "/api/v1/strategies", &viewer, None)
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["matching"].as_u64().unwrap()
+    };
+    let new = json!({"type": "sw-deploy", "release": "26.03", "target": {"kind": "all"},
+        "max_parallel": 5, "canary": {"size": {"sites": 2}, "soak_secs": 0, "approval": "operator"}});
+    // A viewer previews (nothing saved) but may not create.
+    let r = call(
+        reqwest::Method::POST,
+        "/api/v1/strategies/preview",
+        &viewer,
+        Some(new.clone()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let p: Value = r.json().await.unwrap();
+    assert_eq!(p["total_sites"], 20);
+    assert_eq!(p["waves"][0]["name"], "canary");
+    assert_eq!(p["waves"][0]["sites"], 2);
+    let r = call(
+        reqwest::Method::POST,
+        "/api/v1/strategies",
+        &viewer,
+        Some(new.clone()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(strategies().await, 0);
+    // Bad input: a 400 naming the field; nothing created.
+    for (body, field) in [
+        (json!({"type": "sw-deploy"}), "body"),
+        (
+            json!({"type": "teleport", "target": {"kind": "all"}}),
+            "body",
+        ),
+        (
+            json!({"type": "sw-deploy", "release": "99.99", "target": {"kind": "all"}}),
+            "release",
+        ),
+        (
+            json!({"type": "sw-deploy", "release": "26.03", "target": {"kind": "all"}, "max_parallel": 0}),
+            "max_parallel",
+        ),
+        (
+            json!({"type": "prestage", "release": "26.03", "target": {"kind": "all"}, "max_parallel": 251}),
+            "max_parallel",
+        ),
+        (
+            json!({"type": "sw-deploy", "release": "26.03", "target": {"kind": "group", "name": "nowhere"}}),
+            "target_name",
+        ),
+        (
+            json!({"type": "sw-deploy", "release": "26.03", "target": {"kind": "filter", "query": "q=no-such-site"}}),
+            "target",
+        ),
+    ] {
+        let r = call(
+            reqwest::Method::POST,
+            "/api/v1/strategies",
+            &operator,
+            Some(body.clone()),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{body}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["field"], field, "{body}: {v}");
+    }
+    assert_eq!(strategies().await, 0);
+    // The operator creates it; a second of the same type conflicts.
+    let r = call(
+        reqwest::Method::POST,
+        "/api/v1/strategies",
+        &operator,
+        Some(new.clone()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let id = r.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    let r = call(
+        reqwest::Method::POST,
+        "/api/v1/strategies",
+        &operator,
+        Some(new.clone()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    // Actions: by role, by state, by name.
+    let act = |token: &str, action: &str| {
+        call(
+            reqwest::Method::POST,
+            &format!("/api/v1/strategies/{id}/actions"),
+            token,
+            Some(json!({ "action": action })),
+        )
+    };
+    assert_eq!(
+        act(&viewer, "apply").await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        act(&operator, "resume").await.unwrap().status(),
+        StatusCode::CONFLICT
+    );
+    let r = act(&operator, "launch").await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"]["field"], "action");
+    let r = act(&operator, "apply").await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.json::<Value>().await.unwrap()["state"], "applying");
+    // Reads: the detail, the step table and its filter; bad ids and queries are 400/404.
+    let d: Value = call(
+        reqwest::Method::GET,
+        &format!("/api/v1/strategies/{id}"),
+        &viewer,
+        None,
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(d["summary"]["total"], 20);
+    assert_eq!(d["waves"][0]["name"], "canary");
+    assert!(d["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a == "pause"));
+    let steps: Value = call(
+        reqwest::Method::GET,
+        &format!("/api/v1/strategies/{id}/steps?per_page=7&page=2"),
+        &viewer,
+        None,
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        (
+            steps["matching"].as_u64(),
+            steps["rows"].as_array().unwrap().len()
+        ),
+        (Some(20), 7)
+    );
+    for (path, status, field) in [
+        (
+            format!("/api/v1/strategies/{id}/steps?state=exploded"),
+            StatusCode::BAD_REQUEST,
+            Some("state"),
+        ),
+        (
+            format!("/api/v1/strategies/{id}/steps?per_page=0"),
+            StatusCode::BAD_REQUEST,
+            Some("per_page"),
+        ),
+        (
+            "/api/v1/strategies/abc".to_string(),
+            StatusCode::BAD_REQUEST,
+            Some("id"),
+        ),
+        (
+            "/api/v1/strategies/999".to_string(),
+            StatusCode::NOT_FOUND,
+            None,
+        ),
+        (
+            "/api/v1/strategies/999/steps".to_string(),
+            StatusCode::NOT_FOUND,
+            None,
+        ),
+    ] {
+        let r = call(reqwest::Method::GET, &path, &viewer, None)
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "{path}");
+        if let Some(f) = field {
+            assert_eq!(
+                r.json::<Value>().await.unwrap()["error"]["field"],
+                f,
+                "{path}"
+            );
+        }
+    }
+    let r = act(&operator, "abort").await.unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["state"], "abort requested");
+    let releases: Value = call(reqwest::Method::GET, "/api/v1/releases", &viewer, None)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(releases
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["version"] == "26.03"));
+    let audit = app.engine.recent_audit(20).await.unwrap();
+    for action in ["strategy.created", "strategy.apply", "strategy.abort"] {
+        assert!(audit.iter().any(|a| a.entry.action == action), "{action}");
+    }
 }

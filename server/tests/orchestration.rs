@@ -7,7 +7,6 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use engine::auth::Actor;
 use engine::both_backends;
 use engine::store::Backend;
 use engine::testing::TestDb;
@@ -17,7 +16,7 @@ use sqlx::Row;
 use tokio::process::Command;
 
 mod common;
-use common::{agent_bin, free_port, start_controller, wait_for, Timing};
+use common::{agent_bin, free_port, seeded_store, start_controller, wait_for, Timing};
 
 both_backends!(a_rollout_survives_repeated_controller_kills);
 
@@ -43,29 +42,7 @@ async fn api(client: &reqwest::Client, base: &str, token: &str, path: &str) -> V
 
 async fn a_rollout_survives_repeated_controller_kills(b: Backend) {
     let db = TestDb::new(b).await;
-    let engine = db.engine().await;
-    engine.seed_demo(SITES).await.expect("seed");
-    engine.ensure_demo_users().await.expect("demo users");
-    let admin = engine
-        .list_users(&Actor::system())
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|u| u.name == "admin")
-        .unwrap();
-    let token = engine
-        .create_api_token(&Actor::user(&admin, None), "orchestration test")
-        .await
-        .unwrap()
-        .secret;
-    let names: Vec<String> = engine
-        .list_subclouds(&Default::default())
-        .await
-        .unwrap()
-        .rows
-        .into_iter()
-        .map(|r| r.name)
-        .collect();
+    let (engine, token, names) = seeded_store(&db, SITES).await;
 
     let port = free_port();
     let mut controller = start_controller(&db, port, TIMING).await;

@@ -104,7 +104,10 @@ pub fn back_with_count(back: &str, n: u64) -> String {
         .filter(|p| !p.is_empty())
         .filter_map(|p| {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            Some((decode_component(k)?, decode_component(v)?))
+            Some((
+                engine::url::decode_component(k)?,
+                engine::url::decode_component(v)?,
+            ))
         })
         .collect();
     let query = AlarmQuery::from_params(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -114,30 +117,10 @@ pub fn back_with_count(back: &str, n: u64) -> String {
     format!("/alarms{qs}{sep}acknowledged={n}")
 }
 
-#[cfg(any(feature = "ssr", test))]
-/// Decodes one `application/x-www-form-urlencoded` component; `None` if it is not valid.
-fn decode_component(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = s.get(i + 1..i + 3)?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use engine::url::decode_component;
 
     #[test]
     fn the_way_back_keeps_valid_filters_and_nothing_else() {

@@ -111,16 +111,9 @@ const FILTER_KEYS: [&str; 9] = [
 
 /// Parses a `Target::Filter` query string into the fleet list's filter.
 fn filter_query(query: &str) -> Result<SubcloudQuery, ValidationError> {
-    let pairs: Vec<(String, String)> = query
-        .trim_start_matches('?')
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            Ok((decode(k)?, decode(v)?))
-        })
-        .collect::<Result<_, ValidationError>>()
-        .map_err(|e: ValidationError| e.in_field("target_query"))?;
+    let pairs = crate::url::parse_query(query).ok_or_else(|| {
+        ValidationError::new("target_query", "the filter is not a valid query string")
+    })?;
     // The fleet list ignores keys it does not know; a rollout must not: a misspelt filter
     // would silently target the whole fleet.
     if let Some((k, _)) = pairs
@@ -138,28 +131,6 @@ fn filter_query(query: &str) -> Result<SubcloudQuery, ValidationError> {
     }
     SubcloudQuery::from_params(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .map_err(|e| ValidationError::new("target_query", e.to_string()))
-}
-
-/// Strict percent-decoding (`+` is a space); malformed escapes and invalid UTF-8 are refused.
-fn decode(s: &str) -> Result<String, ValidationError> {
-    let bad = || ValidationError::new("target_query", "the filter is not a valid query string");
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = bytes.get(i + 1..i + 3).ok_or_else(bad)?;
-                let hex = std::str::from_utf8(hex).map_err(|_| bad())?;
-                out.push(u8::from_str_radix(hex, 16).map_err(|_| bad())?);
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).map_err(|_| bad())
 }
 
 impl Engine {

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use engine::auth::Actor;
 use engine::testing::TestDb;
+use engine::Engine;
 use reqwest::StatusCode;
 use tokio::process::{Child, Command};
 
@@ -96,4 +98,33 @@ where
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// A demo store of `subclouds` sites with the demo users: the engine on it, an API token of
+/// the demo admin, and the subcloud names in list order.
+pub async fn seeded_store(db: &TestDb, subclouds: u32) -> (Engine, String, Vec<String>) {
+    let engine = db.engine().await;
+    engine.seed_demo(subclouds).await.expect("seed");
+    engine.ensure_demo_users().await.expect("demo users");
+    let admin = engine
+        .list_users(&Actor::system())
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|u| u.name == "admin")
+        .unwrap();
+    let token = engine
+        .create_api_token(&Actor::user(&admin, None), "test")
+        .await
+        .unwrap()
+        .secret;
+    let names = engine
+        .list_subclouds(&Default::default())
+        .await
+        .unwrap()
+        .rows
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    (engine, token, names)
 }
