@@ -27,4 +27,9 @@ out=$(cd end2end && BASE_URL="http://127.0.0.1:$PORT" SIM_CONTROL_URL="http://$C
   node bench/step-latency.mjs)
 echo "| samples | min ms | p50 ms | p90 ms | max ms |"
 echo "|---:|---:|---:|---:|---:|"
-echo "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(f"| {d[\"samples\"]} | {d[\"min\"]} | {d[\"p50\"]} | {d[\"p90\"]} | {d[\"max\"]} |")'
+echo "$out" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+print("| {samples} | {min} | {p50} | {p90} | {max} |".format(**d))
+print()
+print("every sample (ms):", ", ".join(str(v) for v in d["all"]))'
