@@ -1088,6 +1088,15 @@ async fn full_rollout_respects_max_parallel_and_completes(b: Backend) {
     assert_eq!(o.versions, vec![("26.03".to_string(), 12)]);
     assert!(o.active.is_empty());
     assert_eq!(o.last_finished.map(|s| s.id), Some(id));
+    // The per-site estimate is now this rollout's own average step time.
+    let steps = f.steps(id).await;
+    let total: i64 = steps
+        .iter()
+        .map(|st| st.finished_at.unwrap().0 - st.started_at.unwrap().0)
+        .sum();
+    let d = f.detail(id).await;
+    assert_eq!(d.step_estimate_ms, total / steps.len() as i64);
+    assert_ne!(d.step_estimate_ms, StrategyType::SwDeploy.default_step_ms());
     // More ticks change nothing.
     let before = f.command_count(id).await;
     for _ in 0..3 {

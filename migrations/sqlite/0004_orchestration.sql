@@ -42,6 +42,10 @@ CREATE TABLE strategies (
     steps_in_flight INTEGER NOT NULL DEFAULT 0,
     -- Estimated duration of one step (ms) used for the ETA, and where it came from.
     step_estimate_ms INTEGER NOT NULL,
+    -- First attempts of this strategy completed so far and their summed duration: once there
+    -- are some, the ETA uses their average instead of the estimate above.
+    measured_steps  INTEGER NOT NULL DEFAULT 0,
+    measured_ms     INTEGER NOT NULL DEFAULT 0,
     -- Why it paused, waits, failed or was aborted.
     reason          TEXT NOT NULL DEFAULT '',
     -- Bumped by every write: the runner and operators write only over what they read.

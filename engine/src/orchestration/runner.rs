@@ -183,6 +183,9 @@ struct Writes {
     audits: Vec<AuditEntry>,
     finished: u64,
     transitions: u64,
+    /// Per strategy: first attempts completed this tick and their summed duration (ms), so
+    /// the ETA learns this rollout's real step time.
+    measured: HashMap<i64, (i64, i64)>,
 }
 
 struct StrategyWrite {
@@ -193,6 +196,7 @@ struct StrategyWrite {
     reason: String,
     finished: bool,
     counts: [u64; 5],
+    measured: (i64, i64),
 }
 
 /// A running strategy as read at the start of a tick.
@@ -568,6 +572,7 @@ impl Engine {
                 counts.all(|s| s == StepState::Aborted),
                 counts.all(StepState::in_flight),
             ],
+            measured: w.measured.get(&a.id).copied().unwrap_or_default(),
         });
         Ok(())
     }
@@ -687,6 +692,11 @@ impl Engine {
                         s.percent = 100;
                         s.phase = c_phase;
                         s.details = c_message;
+                        if let (1, Some(started)) = (s.attempt, s.started_at) {
+                            let m = w.measured.entry(a.id).or_default();
+                            m.0 += 1;
+                            m.1 += (now.0 - started).max(0);
+                        }
                     }
                 }
                 Some(CommandState::Failed) | None => {
@@ -914,7 +924,8 @@ impl Engine {
                 "UPDATE strategies SET state = $1, current_wave = $2, reason = $3, steps_complete = $4, \
                  steps_failed = $5, steps_skipped = $6, steps_aborted = $7, steps_in_flight = $8, \
                  updated_at = $9, finished_at = CASE WHEN $10 = 1 THEN $9 ELSE finished_at END, \
-                 revision = revision + 1 WHERE id = $11 AND revision = $12",
+                 revision = revision + 1, measured_steps = measured_steps + $13, \
+                 measured_ms = measured_ms + $14 WHERE id = $11 AND revision = $12",
             )
             .bind(s.state.as_str())
             .bind(i64::from(s.current_wave))
@@ -928,6 +939,8 @@ impl Engine {
             .bind(i64::from(s.finished))
             .bind(s.id)
             .bind(s.read_revision)
+            .bind(s.measured.0)
+            .bind(s.measured.1)
             .execute(&mut *tx)
             .await?
             .rows_affected();

@@ -30,7 +30,8 @@ pub(super) struct TargetSite {
 /// Columns of a [`StrategySummary`], in [`summary_of`]'s order.
 pub(super) const SUMMARY_COLS: &str = "id, strategy_type, state, target, args, steps_total, \
      steps_complete, steps_failed, steps_skipped, steps_aborted, steps_in_flight, current_wave, \
-     wave_count, reason, created_by, created_at, started_at, finished_at, step_estimate_ms";
+     wave_count, reason, created_by, created_at, started_at, finished_at, \
+     CASE WHEN measured_steps > 0 THEN measured_ms / measured_steps ELSE step_estimate_ms END";
 
 fn count(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
