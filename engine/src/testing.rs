@@ -149,3 +149,31 @@ pub fn user_actor(name: &str, role: crate::auth::Role) -> crate::auth::Actor {
         client_addr: None,
     }
 }
+
+/// Enrolls the agent of every subcloud (the gateway must be started); returns (name, secret).
+pub async fn enroll_all(engine: &Engine) -> Vec<(String, String)> {
+    use crate::agents::wire::{EnrollRequest, PROTOCOL_VERSION};
+    let tokens = engine
+        .issue_enrollments(
+            &crate::auth::Actor::system(),
+            &crate::agents::EnrollmentRequest {
+                subclouds: vec![],
+                all: true,
+            },
+        )
+        .await
+        .expect("enrollment tokens");
+    let mut out = Vec::with_capacity(tokens.len());
+    for t in tokens {
+        let e = engine
+            .enroll_agent(&EnrollRequest {
+                protocol: PROTOCOL_VERSION,
+                subcloud: t.subcloud.clone(),
+                enrollment_token: t.token,
+            })
+            .await
+            .expect("enrollment");
+        out.push((t.subcloud, e.secret));
+    }
+    out
+}

@@ -10,7 +10,7 @@ use engine::both_backends;
 use engine::fleet::{AvailabilityStatus, EndpointType, SyncStatus};
 use engine::health::{alarm_ids, AlarmQuery, AlarmSeverity, AlarmState};
 use engine::store::Backend;
-use engine::testing::TestDb;
+use engine::testing::{enroll_all, TestDb};
 use engine::time::Millis;
 use engine::Engine;
 
@@ -45,33 +45,6 @@ async fn setup(b: Backend, n: u32) -> (TestDb, Engine) {
     engine.seed_demo(n).await.unwrap();
     engine.start_agent_gateway(policy()).await.unwrap();
     (db, engine)
-}
-
-/// Enrolls every subcloud; returns (name, secret).
-async fn enroll_all(engine: &Engine) -> Vec<(String, String)> {
-    let tokens = engine
-        .issue_enrollments(
-            &Actor::system(),
-            &EnrollmentRequest {
-                subclouds: vec![],
-                all: true,
-            },
-        )
-        .await
-        .unwrap();
-    let mut out = Vec::new();
-    for t in tokens {
-        let e = engine
-            .enroll_agent(&EnrollRequest {
-                protocol: PROTOCOL_VERSION,
-                subcloud: t.subcloud.clone(),
-                enrollment_token: t.token,
-            })
-            .await
-            .unwrap();
-        out.push((t.subcloud, e.secret));
-    }
-    out
 }
 
 fn report(seq: u64) -> Report {

@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use engine::agents::wire::*;
-use engine::agents::{EnrollmentRequest, IntakePolicy};
+use engine::agents::IntakePolicy;
 use engine::audit::AuditQuery;
 use engine::auth::{Actor, Role};
 use engine::both_backends;
@@ -19,7 +19,7 @@ use engine::events::Event;
 use engine::fleet::{AvailabilityStatus, EndpointType, SyncStatus};
 use engine::orchestration::*;
 use engine::store::Backend;
-use engine::testing::TestDb;
+use engine::testing::{enroll_all, TestDb};
 use engine::time::Millis;
 use engine::Engine;
 
@@ -239,28 +239,7 @@ impl Fleet {
         let engine = db.engine().await;
         engine.seed_demo(n).await.unwrap();
         engine.start_agent_gateway(policy()).await.unwrap();
-        let tokens = engine
-            .issue_enrollments(
-                &Actor::system(),
-                &EnrollmentRequest {
-                    subclouds: vec![],
-                    all: true,
-                },
-            )
-            .await
-            .unwrap();
-        let mut secrets = HashMap::new();
-        for t in tokens {
-            let e = engine
-                .enroll_agent(&EnrollRequest {
-                    protocol: PROTOCOL_VERSION,
-                    subcloud: t.subcloud.clone(),
-                    enrollment_token: t.token,
-                })
-                .await
-                .unwrap();
-            secrets.insert(t.subcloud, e.secret);
-        }
+        let mut secrets: HashMap<String, String> = enroll_all(&engine).await.into_iter().collect();
         let rows: Vec<(String, String, String, String)> = sqlx::query_as(
             "SELECT s.name, s.software_version, s.timezone, g.name FROM subclouds s \
              JOIN subcloud_groups g ON g.id = s.group_id ORDER BY s.group_id, s.name",

@@ -953,19 +953,10 @@ impl Engine {
         // New commands, then the steps that own them (the command id is known only now).
         let mut issued = Vec::with_capacity(w.launches.len());
         if !w.launches.is_empty() {
-            let mut actions: HashMap<String, String> = HashMap::new();
             let mut rows = Vec::with_capacity(w.launches.len());
             for l in &w.launches {
-                let key = format!("{:?}", l.action);
-                let json = match actions.get(&key) {
-                    Some(j) => j.clone(),
-                    None => {
-                        let j = serde_json::to_string(&l.action)
-                            .map_err(|e| Error::Internal(e.to_string()))?;
-                        actions.insert(key, j.clone());
-                        j
-                    }
-                };
+                let json =
+                    serde_json::to_string(&l.action).map_err(|e| Error::Internal(e.to_string()))?;
                 rows.push(vec![
                     Cell::Int(l.step.subcloud_id),
                     Cell::Text(json),
