@@ -458,15 +458,10 @@ impl Progress {
     }
 
     pub fn of_counts(c: &engine::orchestration::StepCounts) -> Self {
-        let sum = |states: &[StepState]| states.iter().map(|s| c.get(*s)).sum::<u64>();
         Self {
             total: c.total(),
             complete: c.get(StepState::Complete),
-            failed: sum(&[
-                StepState::Failed,
-                StepState::RolledBack,
-                StepState::RollbackFailed,
-            ]),
+            failed: c.failures(),
             skipped: c.get(StepState::Skipped),
             aborted: c.get(StepState::Aborted),
             in_flight: c.in_flight(),
