@@ -32,7 +32,37 @@ pub struct AdminController {
 
 #[derive(Deserialize)]
 struct Enrollments {
-    enrollments: Vec<SiteEnrollment>,
+    enrollments: Vec<IssuedEnrollment>,
+}
+
+/// [`SiteEnrollment`] as read here: controllers from before `controller` was added leave it
+/// out, which must not fail the whole simulation (it reads as empty: no preference).
+#[derive(Deserialize)]
+struct IssuedEnrollment {
+    subcloud: String,
+    token: String,
+    expires_at: engine::time::Millis,
+    region: String,
+    lat: f64,
+    lon: f64,
+    software_version: String,
+    #[serde(default)]
+    controller: String,
+}
+
+impl From<IssuedEnrollment> for SiteEnrollment {
+    fn from(e: IssuedEnrollment) -> Self {
+        Self {
+            subcloud: e.subcloud,
+            token: e.token,
+            expires_at: e.expires_at,
+            region: e.region,
+            lat: e.lat,
+            lon: e.lon,
+            software_version: e.software_version,
+            controller: e.controller,
+        }
+    }
 }
 
 /// Admin REST client for one controller.
@@ -81,7 +111,7 @@ impl AdminClient {
             .header(AUTHORIZATION, self.auth.clone())
             .json(which);
         let answer: Enrollments = call(request, &url).await?;
-        Ok(answer.enrollments)
+        Ok(answer.enrollments.into_iter().map(Into::into).collect())
     }
 }
 
@@ -165,6 +195,24 @@ mod tests {
             (list[0].name.as_str(), list[0].endpoint.as_str()),
             ("sc-a", "https://a")
         );
+    }
+
+    #[test]
+    fn enrollments_parse_with_or_without_the_managing_controller() {
+        let site = r#"{"subcloud":"oslo-3","token":"mme_x","expires_at":0,"region":"Europe","lat":59.9,"lon":10.7,"software_version":"24.09""#;
+        let json = format!(r#"{{"enrollments":[{site},"controller":"sc-b"}},{site}}}]}}"#);
+        let answer: Enrollments = serde_json::from_str(&json).unwrap();
+        let specs: Vec<crate::sim::SiteSpec> = answer
+            .enrollments
+            .into_iter()
+            .map(|e| SiteEnrollment::from(e).into())
+            .collect();
+        assert_eq!(specs[0].controller.as_deref(), Some("sc-b"));
+        assert_eq!(
+            specs[1].controller, None,
+            "an older controller: no preference"
+        );
+        assert_eq!(specs[1].name, "oslo-3");
     }
 
     #[test]

@@ -285,7 +285,8 @@ async fn run_agent(a: RunArgs) -> anyhow::Result<()> {
 }
 
 async fn simulate(a: SimulateArgs) -> anyhow::Result<()> {
-    // The first controller that answers issues the tokens; it is tried first for enrolling.
+    // The first controller that answers issues the tokens; it is tried first for enrolling,
+    // after the site's own controller when the enrollment names one that is listed here.
     let mut failures = Vec::new();
     let mut found = None;
     for url in &a.controllers {

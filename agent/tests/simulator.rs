@@ -19,6 +19,7 @@ fn sites(n: usize) -> Vec<SiteSpec> {
             lon: 2.0,
             software_version: "24.09".into(),
             enrollment_token: format!("mme_site-{i}"),
+            controller: None,
         })
         .collect()
 }
@@ -270,6 +271,76 @@ async fn the_control_api_serves_over_http() {
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sites_enroll_at_their_own_controller_and_record_owners() {
+    let fleet: Shared = Arc::default();
+    let controllers = controller_pair(&fleet, 100).await;
+    let mut specs = sites(4);
+    specs[1].controller = Some("sc-b".into());
+    specs[2].controller = Some("sc-nowhere".into());
+    specs[3].controller = Some("sc-a".into());
+    let config = SimConfig {
+        controllers,
+        seed: 3,
+        steps: StepConfig::instant(),
+        ..SimConfig::default()
+    };
+    let sim = Simulator::start(config, specs).await.unwrap();
+    assert!(sim.wait_enrolled(Duration::from_secs(10)).await);
+    {
+        let f = fleet.lock().unwrap();
+        let via = |s: &str| f.subclouds[s].enrolled_via;
+        assert_eq!(
+            via("site-0"),
+            Some("sc-a"),
+            "no preference: the configured order"
+        );
+        assert_eq!(via("site-1"), Some("sc-b"), "its own controller");
+        assert_eq!(
+            via("site-2"),
+            Some("sc-a"),
+            "an unknown controller is ignored"
+        );
+        assert_eq!(via("site-3"), Some("sc-a"));
+    }
+    // The controllers name sc-a owner under epoch 1: every site ends up there.
+    let settled = eventually(Duration::from_secs(10), || {
+        let s = sim.stats();
+        s.sites_by_owner.get("sc-a") == Some(&4) && s.sites_by_controller.get("sc-a") == Some(&4)
+    })
+    .await;
+    assert!(settled, "{:?}", sim.stats());
+
+    // Ownership moves to sc-b under epoch 2: no conflict, every site follows.
+    {
+        let mut f = fleet.lock().unwrap();
+        f.controllers.reverse();
+        f.owner_epoch = 2;
+    }
+    let moved = eventually(Duration::from_secs(10), || {
+        let s = sim.stats();
+        s.sites_by_owner.get("sc-b") == Some(&4) && s.sites_by_controller.get("sc-b") == Some(&4)
+    })
+    .await;
+    assert!(moved, "{:?}", sim.stats());
+    let stats = sim.stats();
+    assert_eq!((stats.owner_conflicts, stats.epoch_regressions), (0, 0));
+    let v = &sim.sites(Selector::Sites(vec!["site-0".into()]))[0];
+    assert_eq!(v.owners, vec![(1, "sc-a".into()), (2, "sc-b".into())]);
+
+    // A split brain: sc-a claims epoch 2 as well.
+    fleet.lock().unwrap().controllers.reverse();
+    let seen = eventually(Duration::from_secs(10), || {
+        sim.sites(Selector::All)
+            .iter()
+            .all(|v| v.owner_conflicts > 0)
+    })
+    .await;
+    assert!(seen, "{:?}", sim.sites(Selector::All));
+    assert!(sim.stats().owner_conflicts >= 4);
     sim.shutdown().await;
 }
 

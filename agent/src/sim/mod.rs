@@ -27,6 +27,7 @@
 //!     lon: 4.84,
 //!     software_version: "24.09".into(),
 //!     enrollment_token: "mme_…".into(),
+//!     controller: Some("sc-1".into()),
 //! }];
 //! let sim = Simulator::start(config, sites).await?;
 //! sim.apply(Fault::Down, Selector::Region("Europe".into()));
@@ -48,7 +49,7 @@ mod site;
 mod stats;
 mod steps;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -82,6 +83,11 @@ pub struct SiteSpec {
     pub software_version: String,
     /// `mme_…`, exchanged for the site's secret at start.
     pub enrollment_token: String,
+    /// Name of the controller that manages the site: enrolled with first, and first in the
+    /// site's list until an answer says otherwise (`None`, or a name not among
+    /// [`SimConfig::controllers`]: the configured order).
+    #[serde(default)]
+    pub controller: Option<String>,
 }
 
 impl From<SiteEnrollment> for SiteSpec {
@@ -93,6 +99,8 @@ impl From<SiteEnrollment> for SiteSpec {
             lon: e.lon,
             software_version: e.software_version,
             enrollment_token: e.token,
+            // Empty from controllers that do not name it (see `admin`).
+            controller: Some(e.controller).filter(|c| !c.trim().is_empty()),
         }
     }
 }
@@ -283,6 +291,18 @@ impl SimHandle {
     }
 }
 
+/// `list` with controller `name` moved first, the others in their order; `None` when it
+/// is already first or not in the list (the list stands as it is).
+fn first_at(list: &[ControllerRef], name: &str) -> Option<Vec<ControllerRef>> {
+    let k = list
+        .iter()
+        .position(|c| c.name == name)
+        .filter(|&k| k > 0)?;
+    let mut v = list.to_vec();
+    v[..=k].rotate_right(1);
+    Some(v)
+}
+
 /// State shared by the site tasks, the control API and the handle.
 pub(crate) struct Shared {
     sites: Box<[Mutex<SimSite>]>,
@@ -303,6 +323,8 @@ pub(crate) struct Shared {
 impl Shared {
     fn new(config: &SimConfig, specs: Vec<SiteSpec>, transport: Transport) -> anyhow::Result<Self> {
         let initial: Arc<[ControllerRef]> = config.controllers.clone().into();
+        // One list per controller a site may be managed by (few), shared by its sites.
+        let mut own_first: Vec<Arc<[ControllerRef]>> = Vec::new();
         let mut by_name = HashMap::with_capacity(specs.len());
         let mut regions = Vec::with_capacity(specs.len());
         let mut sites = Vec::with_capacity(specs.len());
@@ -311,14 +333,32 @@ impl Shared {
                 bail!("site {:?} is listed twice", spec.name);
             }
             regions.push(spec.region.clone());
+            let list = match spec
+                .controller
+                .as_deref()
+                .and_then(|n| first_at(&initial, n))
+            {
+                Some(list) => match own_first.iter().find(|l| ***l == *list) {
+                    Some(known) => Arc::clone(known),
+                    None => {
+                        let list: Arc<[ControllerRef]> = list.into();
+                        own_first.push(Arc::clone(&list));
+                        list
+                    }
+                },
+                None => Arc::clone(&initial),
+            };
             sites.push(Mutex::new(SimSite::new(
                 spec,
                 config.seed,
                 &config.controller_coords,
-                Arc::clone(&initial),
+                list,
                 DEFAULT_INTERVAL_MS,
             )));
         }
+        let mut lists = vec![initial];
+        lists.extend(own_first);
+        lists.truncate(MAX_SHARED_LISTS);
         let max_in_flight = config.max_in_flight.max(1);
         Ok(Self {
             stats: Stats::new(sites.len()),
@@ -331,7 +371,7 @@ impl Shared {
             enrolling: Semaphore::new(config.enroll_concurrency.max(1)),
             max_in_flight,
             started: Instant::now(),
-            lists: Mutex::new(vec![initial]),
+            lists: Mutex::new(lists),
             steps: Mutex::new(config.steps),
         })
     }
@@ -429,9 +469,29 @@ impl Shared {
                 c.with_alarms += usize::from(s.alarm_count() > 0);
                 c.degraded += usize::from(s.health() != engine::agents::wire::SiteHealth::Healthy);
                 c.out_of_sync += usize::from(s.out_of_sync().is_some());
+                c.owner_conflicts = c.owner_conflicts.saturating_add(s.owner_conflicts());
+                c.epoch_regressions = c.epoch_regressions.saturating_add(s.epoch_regressions());
+                if let Some(owner) = s.owner() {
+                    bump(&mut c.by_owner, owner);
+                }
+                if s.enroll == EnrollState::Enrolled {
+                    if let Some(current) = s.controllers.current() {
+                        bump(&mut c.by_controller, &current.name);
+                    }
+                }
             }
         }
         self.stats.snapshot(c, self.max_in_flight)
+    }
+}
+
+/// Counts one more site under `name`, allocating the key only the first time.
+fn bump(counts: &mut BTreeMap<String, usize>, name: &str) {
+    match counts.get_mut(name) {
+        Some(n) => *n += 1,
+        None => {
+            counts.insert(name.to_string(), 1);
+        }
     }
 }
 
@@ -456,6 +516,7 @@ pub(crate) mod tests {
                 lon: 0.0,
                 software_version: "24.09".into(),
                 enrollment_token: format!("mme_{i}"),
+                controller: None,
             })
             .collect();
         Arc::new(Shared::new(&config, specs, Transport::new().unwrap()).unwrap())
@@ -517,6 +578,7 @@ pub(crate) mod tests {
             lon: 0.0,
             software_version: "v".into(),
             enrollment_token: "t".into(),
+            controller: None,
         };
         let r = Shared::new(&config, vec![spec.clone(), spec], Transport::new().unwrap());
         assert!(r.is_err());
@@ -546,10 +608,149 @@ pub(crate) mod tests {
             software_version: "24.09".into(),
             controller: "sc-a".into(),
         };
-        let s = SiteSpec::from(e);
+        let s = SiteSpec::from(e.clone());
         assert_eq!(
             (s.name.as_str(), s.enrollment_token.as_str()),
             ("oslo-3", "mme_x")
         );
+        assert_eq!(s.controller.as_deref(), Some("sc-a"));
+        let unnamed = SiteEnrollment {
+            controller: " ".into(),
+            ..e
+        };
+        assert_eq!(SiteSpec::from(unnamed).controller, None);
+        // Specs written before the field existed still parse.
+        let mut json = serde_json::to_value(&s).unwrap();
+        json.as_object_mut().unwrap().remove("controller");
+        let old: SiteSpec = serde_json::from_value(json).unwrap();
+        assert_eq!(old.controller, None);
+    }
+
+    fn refs(names: &[&str]) -> Vec<ControllerRef> {
+        names
+            .iter()
+            .map(|n| ControllerRef {
+                name: n.to_string(),
+                url: format!("http://{n}.test"),
+            })
+            .collect()
+    }
+
+    fn spec(name: &str, controller: Option<&str>) -> SiteSpec {
+        SiteSpec {
+            name: name.into(),
+            region: "Europe".into(),
+            lat: 0.0,
+            lon: 0.0,
+            software_version: "24.09".into(),
+            enrollment_token: format!("mme_{name}"),
+            controller: controller.map(String::from),
+        }
+    }
+
+    fn names(list: &[ControllerRef]) -> Vec<&str> {
+        list.iter().map(|c| c.name.as_str()).collect()
+    }
+
+    #[test]
+    fn sites_start_with_their_own_controller_first() {
+        let config = SimConfig {
+            controllers: refs(&["sc-a", "sc-b", "sc-c"]),
+            ..SimConfig::default()
+        };
+        let specs = vec![
+            spec("s0", Some("sc-c")),
+            spec("s1", Some("sc-c")),
+            spec("s2", None),
+            spec("s3", Some("sc-elsewhere")),
+            spec("s4", Some("sc-a")),
+            spec("s5", Some("sc-b")),
+        ];
+        let s = Shared::new(&config, specs, Transport::new().unwrap()).unwrap();
+        let list = |i| Arc::clone(s.site(i).unwrap().controllers.list());
+        assert_eq!(names(&list(0)), ["sc-c", "sc-a", "sc-b"]);
+        assert_eq!(names(&list(5)), ["sc-b", "sc-a", "sc-c"]);
+        assert!(Arc::ptr_eq(&list(0), &list(1)), "shared between its sites");
+        for i in [2, 3, 4] {
+            assert_eq!(names(&list(i)), ["sc-a", "sc-b", "sc-c"], "site {i}");
+            assert!(Arc::ptr_eq(&list(i), &list(2)));
+        }
+        // An answer repeating a site's own list gets the shared copy.
+        assert!(Arc::ptr_eq(
+            &s.share(refs(&["sc-c", "sc-a", "sc-b"])),
+            &list(0)
+        ));
+        assert_eq!(first_at(&refs(&["a"]), "a"), None);
+        assert_eq!(first_at(&[], "a"), None);
+    }
+
+    #[test]
+    fn stats_total_owners_controllers_and_conflicts() {
+        use engine::agents::wire::{Enrollment, ReportAnswer};
+        let config = SimConfig {
+            controllers: refs(&["sc-a", "sc-b"]),
+            ..SimConfig::default()
+        };
+        let specs = (0..4).map(|i| spec(&format!("s{i}"), None)).collect();
+        let s = Shared::new(&config, specs, Transport::new().unwrap()).unwrap();
+        let answer = |seq, epoch, owners: &[&str]| ReportAnswer {
+            protocol: 1,
+            accepted_seq: seq,
+            owner_epoch: epoch,
+            controllers: refs(owners),
+            commands: vec![],
+            report_interval_ms: 10_000,
+        };
+        for i in 0..3 {
+            let mut site = s.site(i).unwrap();
+            let e = Enrollment {
+                protocol: 1,
+                subcloud: site.name.clone(),
+                secret: format!("mms_1_{}", "a".repeat(64)),
+                report_interval_ms: 10_000,
+                controllers: vec![],
+            };
+            site.enrolled(&e, 0, None).unwrap();
+            site.accepted(0, answer(1, 3, &["sc-a", "sc-b"]), Arc::from);
+        }
+        // Site 1 moves to sc-b under a new epoch; site 2 hears sc-b claim epoch 3 too.
+        s.site(1)
+            .unwrap()
+            .accepted(0, answer(2, 4, &["sc-b", "sc-a"]), Arc::from);
+        s.site(2)
+            .unwrap()
+            .accepted(1, answer(2, 3, &["sc-b", "sc-a"]), Arc::from);
+        let st = s.stats();
+        assert_eq!((st.owner_conflicts, st.epoch_regressions), (1, 0));
+        let counts = |m: &BTreeMap<String, usize>| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect::<Vec<(String, usize)>>()
+        };
+        assert_eq!(
+            counts(&st.sites_by_owner),
+            [("sc-a".to_string(), 1), ("sc-b".to_string(), 2)]
+        );
+        // Site 1 still reports to sc-a until its next report; site 2 answered on sc-b;
+        // site 3 never enrolled.
+        assert_eq!(
+            counts(&st.sites_by_controller),
+            [("sc-a".to_string(), 2), ("sc-b".to_string(), 1)]
+        );
+        let json = serde_json::to_value(&st).unwrap();
+        assert_eq!(json["sites_by_owner"]["sc-b"], 2);
+        assert_eq!(json["owner_conflicts"], 1);
+        // Stats from a simulator without these keys still parse.
+        let mut json = json;
+        for key in [
+            "sites_by_owner",
+            "sites_by_controller",
+            "owner_conflicts",
+            "epoch_regressions",
+        ] {
+            json.as_object_mut().unwrap().remove(key);
+        }
+        let old: SimStats = serde_json::from_value(json).unwrap();
+        assert!(old.sites_by_owner.is_empty() && old.owner_conflicts == 0);
     }
 }

@@ -36,6 +36,9 @@ pub const SIM_AGENT_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "-sim");
 pub const INTERVAL_MS: (u64, u64) = (100, 3_600_000);
 /// Interval assumed until the enrollment answer says otherwise.
 pub const DEFAULT_INTERVAL_MS: u64 = 10_000;
+/// Distinct (epoch, owner) pairs kept per site: enough to show a few ownership moves and a
+/// split brain, bounded whatever controllers answer (the counters still count everything).
+pub const OWNER_HISTORY: usize = 16;
 
 /// Where a site is with its enrollment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,6 +98,73 @@ pub struct AnswerOutcome {
     /// Accepted by another controller than the one used before.
     pub failover: bool,
     pub fenced: usize,
+    /// The answer's epoch was already claimed by another owner (see [`OwnerHistory`]).
+    pub owner_conflict: bool,
+    /// Commands admitted from an answer whose epoch was below the highest seen before it.
+    pub epoch_regressions: usize,
+}
+
+/// Which controller claimed ownership under which epoch, as one site saw it: the raw
+/// material of a split-brain check (two owners for one epoch must never happen).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct OwnerHistory {
+    /// Distinct (epoch, owner) pairs in the order first seen, the last [`OWNER_HISTORY`].
+    pairs: Vec<(u64, String)>,
+    /// Distinct pairs ever recorded (also those no longer kept).
+    seen: u64,
+    /// Owner named by the last answer.
+    owner: Option<String>,
+    /// Answers whose epoch was already seen with another owner.
+    conflicts: u64,
+}
+
+impl OwnerHistory {
+    /// Records an answer of `owner` under `epoch`; true when another owner already claimed
+    /// that epoch. Epoch 0 means no peer group, hence no claim: it never conflicts. Only the
+    /// pairs still kept can be compared, so a conflict on an epoch older than the last
+    /// [`OWNER_HISTORY`] distinct pairs goes unnoticed.
+    pub fn record(&mut self, epoch: u64, owner: &str) -> bool {
+        let conflict = epoch != 0
+            && self
+                .pairs
+                .iter()
+                .any(|(e, o)| *e == epoch && o.as_str() != owner);
+        if conflict {
+            self.conflicts = self.conflicts.saturating_add(1);
+        }
+        if !self
+            .pairs
+            .iter()
+            .any(|(e, o)| *e == epoch && o.as_str() == owner)
+        {
+            if self.pairs.len() >= OWNER_HISTORY {
+                self.pairs.remove(0);
+            }
+            self.pairs.push((epoch, owner.to_string()));
+            self.seen = self.seen.saturating_add(1);
+        }
+        // Answers repeat the owner: allocate only when it changes.
+        if self.owner.as_deref() != Some(owner) {
+            self.owner = Some(owner.to_string());
+        }
+        conflict
+    }
+
+    pub fn owner(&self) -> Option<&str> {
+        self.owner.as_deref()
+    }
+
+    pub fn pairs(&self) -> &[(u64, String)] {
+        &self.pairs
+    }
+
+    pub fn seen(&self) -> u64 {
+        self.seen
+    }
+
+    pub fn conflicts(&self) -> u64 {
+        self.conflicts
+    }
 }
 
 /// A simulated site.
@@ -115,6 +185,11 @@ pub struct SimSite {
     seq: SeqGen,
     highest_epoch: u64,
     last_epoch: Option<u64>,
+    /// Owners named by accepted answers, for split-brain checks.
+    owners: OwnerHistory,
+    /// Commands admitted from answers under an epoch below the highest seen before them:
+    /// what fencing must keep at 0.
+    epoch_regressions: u64,
     pub(crate) controllers: ControllerSet,
     book: CommandBook,
     /// Timetables of the commands still running (same ids as the book's running ones).
@@ -162,6 +237,8 @@ impl SimSite {
             seq: SeqGen::default(),
             highest_epoch: 0,
             last_epoch: None,
+            owners: OwnerHistory::default(),
+            epoch_regressions: 0,
             controllers: ControllerSet::new(controllers),
             book: CommandBook::default(),
             runs: Vec::new(),
@@ -431,6 +508,14 @@ impl SimSite {
         share: impl FnOnce(Vec<ControllerRef>) -> Arc<[ControllerRef]>,
     ) -> AnswerOutcome {
         let before = self.controllers.current().map(|c| c.name.clone());
+        // The owner is first in the answer's list; an answer without a list speaks for the
+        // controller that gave it (an index in the list held before adopting a new one).
+        let owner = answer
+            .controllers
+            .first()
+            .or_else(|| self.controllers.list().get(i));
+        let owner_conflict = owner.is_some_and(|c| self.owners.record(answer.owner_epoch, &c.name));
+        let regressed = answer.owner_epoch < self.highest_epoch;
         self.highest_epoch = self.highest_epoch.max(answer.owner_epoch);
         self.last_epoch = Some(answer.owner_epoch);
         self.book.acknowledge();
@@ -457,11 +542,18 @@ impl SimSite {
                     timetable: None,
                 });
             });
+        // Counted from what the book admitted, not assumed from the fencing rule.
+        let epoch_regressions = if regressed { received.accepted } else { 0 };
+        self.epoch_regressions = self
+            .epoch_regressions
+            .saturating_add(epoch_regressions as u64);
         self.last_error = None;
         self.accepted += 1;
         AnswerOutcome {
             failover,
             fenced: received.fenced,
+            owner_conflict,
+            epoch_regressions,
         }
     }
 
@@ -504,6 +596,19 @@ impl SimSite {
         self.behaviour.out_of_sync()
     }
 
+    /// Owner named by the last accepted answer.
+    pub fn owner(&self) -> Option<&str> {
+        self.owners.owner()
+    }
+
+    pub fn owner_conflicts(&self) -> u64 {
+        self.owners.conflicts()
+    }
+
+    pub fn epoch_regressions(&self) -> u64 {
+        self.epoch_regressions
+    }
+
     pub fn view(&self, now_ms: u64) -> SiteView {
         SiteView {
             name: self.name.clone(),
@@ -518,6 +623,11 @@ impl SimSite {
             controller: self.controllers.current().map(|c| c.name.clone()),
             last_epoch: self.last_epoch,
             highest_epoch: self.highest_epoch,
+            owner: self.owners.owner().map(String::from),
+            owners: self.owners.pairs().to_vec(),
+            owners_seen: self.owners.seen(),
+            owner_conflicts: self.owners.conflicts(),
+            epoch_regressions: self.epoch_regressions,
             last_error: self.last_error.clone(),
             software_version: self.software_version.clone(),
             health: self.behaviour.health(),
@@ -560,6 +670,22 @@ pub struct SiteView {
     /// Owner epoch in the last accepted answer.
     pub last_epoch: Option<u64>,
     pub highest_epoch: u64,
+    /// Owner named by the last accepted answer (first of its controller list).
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// Distinct (epoch, owner) pairs in the order first seen, the last 16.
+    #[serde(default)]
+    pub owners: Vec<(u64, String)>,
+    /// Distinct (epoch, owner) pairs ever seen, also those no longer in `owners`.
+    #[serde(default)]
+    pub owners_seen: u64,
+    /// Answers whose (non-zero) epoch another owner had already claimed: a split brain.
+    #[serde(default)]
+    pub owner_conflicts: u64,
+    /// Commands obeyed from answers under an epoch below the highest seen before them
+    /// (fencing keeps it at 0).
+    #[serde(default)]
+    pub epoch_regressions: u64,
     pub last_error: Option<String>,
     pub software_version: String,
     pub health: SiteHealth,
@@ -606,6 +732,7 @@ mod tests {
             lon: 2.35,
             software_version: "24.09".into(),
             enrollment_token: "mme_token".into(),
+            controller: None,
         }
     }
 
@@ -1178,5 +1305,134 @@ mod tests {
         let mut pending = SimSite::new(spec("b"), 1, &coords(), refs(&["sc-a"]), 10_000);
         assert_eq!(pending.plan(0, &steady()).0, Plan::Idle, "not enrolled yet");
         assert!(pending.enroll_request().is_some());
+    }
+
+    /// An answer naming `owners` (owner first) under `epoch`.
+    fn owned(seq: u64, epoch: u64, owners: &[&str], commands: Vec<Command>) -> ReportAnswer {
+        ReportAnswer {
+            controllers: refs(owners).to_vec(),
+            ..answer(seq, epoch, commands)
+        }
+    }
+
+    fn history(s: &SimSite) -> Vec<(u64, String)> {
+        s.view(0).owners
+    }
+
+    #[test]
+    fn two_owners_claiming_one_epoch_count_a_conflict() {
+        let mut s = enrolled("a", 1);
+        let first = s.accepted(0, owned(1, 65, &["a", "b"], vec![]), Arc::from);
+        assert!(!first.owner_conflict);
+        let second = s.accepted(0, owned(2, 65, &["b", "a"], vec![]), Arc::from);
+        assert!(second.owner_conflict);
+        let v = s.view(0);
+        assert_eq!(v.owner_conflicts, 1);
+        assert_eq!(v.owner.as_deref(), Some("b"));
+        assert_eq!(v.owners, vec![(65, "a".into()), (65, "b".into())]);
+        // Every further answer under the disputed epoch counts, whichever owner it names.
+        s.accepted(0, owned(3, 65, &["a", "b"], vec![]), Arc::from);
+        assert_eq!(s.view(0).owner_conflicts, 2);
+        assert_eq!(s.view(0).owners_seen, 2, "no new pair");
+    }
+
+    #[test]
+    fn an_ownership_move_to_a_higher_epoch_is_no_conflict() {
+        let mut s = enrolled("a", 1);
+        for seq in 1..4 {
+            s.accepted(0, owned(seq, 1, &["a", "b"], vec![]), Arc::from);
+        }
+        for seq in 4..7 {
+            let o = s.accepted(0, owned(seq, 66, &["b", "a"], vec![]), Arc::from);
+            assert!(!o.owner_conflict);
+        }
+        let v = s.view(0);
+        assert_eq!(v.owners, vec![(1, "a".into()), (66, "b".into())]);
+        assert_eq!((v.owner_conflicts, v.epoch_regressions), (0, 0));
+        assert_eq!(v.owner.as_deref(), Some("b"));
+        // A stale answer of the old owner under its old epoch is no conflict either.
+        s.accepted(0, owned(7, 1, &["a", "b"], vec![]), Arc::from);
+        assert_eq!(s.view(0).owner_conflicts, 0);
+        assert_eq!(s.view(0).owner.as_deref(), Some("a"), "the last answer's");
+    }
+
+    #[test]
+    fn epoch_zero_claims_nothing_and_a_listless_answer_speaks_for_its_controller() {
+        let mut s = enrolled("a", 1);
+        // No peer group: each controller may put itself first.
+        s.accepted(0, owned(1, 0, &["sc-a", "sc-b"], vec![]), Arc::from);
+        s.accepted(1, owned(2, 0, &["sc-b", "sc-a"], vec![]), Arc::from);
+        assert_eq!(s.view(0).owner_conflicts, 0);
+        // Without a list, the owner is the controller that answered (index 0 of the list
+        // held: sc-b first now).
+        let listless = ReportAnswer {
+            controllers: vec![],
+            ..answer(3, 4, vec![])
+        };
+        s.accepted(0, listless, Arc::from);
+        let v = s.view(0);
+        assert_eq!(v.owner.as_deref(), Some("sc-b"));
+        assert_eq!(v.owners.last(), Some(&(4, "sc-b".to_string())));
+    }
+
+    #[test]
+    fn the_owner_history_is_capped_but_counts_everything() {
+        let mut s = enrolled("a", 1);
+        let names: Vec<String> = (0..20).map(|k| format!("c{k}")).collect();
+        for (k, name) in names.iter().enumerate() {
+            let epoch = k as u64 + 1;
+            s.accepted(0, owned(epoch, epoch, &[name.as_str()], vec![]), Arc::from);
+        }
+        let h = history(&s);
+        assert_eq!(h.len(), OWNER_HISTORY);
+        assert_eq!(h[0], (5, "c4".into()), "the oldest dropped");
+        assert_eq!(h[OWNER_HISTORY - 1], (20, "c19".into()));
+        let v = s.view(0);
+        assert_eq!((v.owners_seen, v.owner_conflicts), (20, 0));
+        // A dispute over a kept epoch is still seen.
+        s.accepted(0, owned(21, 20, &["c0"], vec![]), Arc::from);
+        assert_eq!(s.view(0).owner_conflicts, 1);
+        assert_eq!(history(&s).len(), OWNER_HISTORY);
+    }
+
+    #[test]
+    fn epoch_regressions_count_what_the_book_admits_from_stale_answers() {
+        let mut s = enrolled("a", 1);
+        s.accepted(0, answer(1, 5, vec![]), Arc::from);
+        // A deposed controller (epoch 3) resends its command: fenced, nothing obeyed.
+        let o = s.accepted(0, answer(2, 3, vec![deploy(1, 3, "old")]), Arc::from);
+        assert_eq!((o.fenced, o.epoch_regressions), (1, 0));
+        assert_eq!(s.view(0).epoch_regressions, 0);
+        // The owner's commands under the current or a higher epoch are no regression.
+        s.accepted(0, answer(3, 5, vec![deploy(2, 5, "new")]), Arc::from);
+        s.accepted(0, answer(4, 6, vec![deploy(3, 6, "newer")]), Arc::from);
+        assert_eq!(s.view(0).epoch_regressions, 0);
+        // A stale answer (epoch 4 < 6) carrying a command the book does admit (its own epoch
+        // is not below the highest) is counted, and a resent one only once.
+        let stale = answer(5, 4, vec![deploy(4, 6, "odd"), deploy(3, 6, "newer")]);
+        let o = s.accepted(0, stale, Arc::from);
+        assert_eq!((o.fenced, o.epoch_regressions), (0, 1));
+        assert_eq!(s.view(0).epoch_regressions, 1);
+        assert_eq!(s.view(0).commands_started, 3);
+    }
+
+    #[test]
+    fn views_without_the_owner_fields_still_parse() {
+        let mut s = enrolled("a", 1);
+        s.accepted(0, owned(1, 7, &["sc-b", "sc-a"], vec![]), Arc::from);
+        let mut json = serde_json::to_value(s.view(0)).unwrap();
+        assert_eq!(json["owners"], serde_json::json!([[7, "sc-b"]]));
+        assert_eq!(json["owner"], "sc-b");
+        for key in [
+            "owner",
+            "owners",
+            "owners_seen",
+            "owner_conflicts",
+            "epoch_regressions",
+        ] {
+            json.as_object_mut().unwrap().remove(key);
+        }
+        let v: SiteView = serde_json::from_value(json).unwrap();
+        assert_eq!((v.owner, v.owners.len(), v.owner_conflicts), (None, 0, 0));
     }
 }

@@ -271,6 +271,10 @@ impl Stats {
             sites_with_alarms: sites.with_alarms,
             sites_degraded: sites.degraded,
             sites_out_of_sync: sites.out_of_sync,
+            sites_by_owner: sites.by_owner,
+            sites_by_controller: sites.by_controller,
+            owner_conflicts: sites.owner_conflicts,
+            epoch_regressions: sites.epoch_regressions,
             reports_sent: self.sent.load(Relaxed),
             reports_accepted: self.accepted.load(Relaxed),
             reports_dropped: self.dropped.load(Relaxed),
@@ -315,7 +319,7 @@ impl Stats {
 }
 
 /// Figures counted over the sites at snapshot time.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct SiteCounts {
     pub sites: usize,
     pub down: usize,
@@ -323,6 +327,10 @@ pub(crate) struct SiteCounts {
     pub with_alarms: usize,
     pub degraded: usize,
     pub out_of_sync: usize,
+    pub owner_conflicts: u64,
+    pub epoch_regressions: u64,
+    pub by_owner: BTreeMap<String, usize>,
+    pub by_controller: BTreeMap<String, usize>,
 }
 
 /// Commands of one action kind that finished.
@@ -358,6 +366,20 @@ pub struct SimStats {
     pub sites_with_alarms: usize,
     pub sites_degraded: usize,
     pub sites_out_of_sync: usize,
+    /// Sites per owner named by their last accepted answer (sites never answered: none).
+    #[serde(default)]
+    pub sites_by_owner: BTreeMap<String, usize>,
+    /// Enrolled sites per controller they report to now.
+    #[serde(default)]
+    pub sites_by_controller: BTreeMap<String, usize>,
+    /// Answers, over all sites, under an epoch another owner had already claimed for the
+    /// same site: a split brain when not 0.
+    #[serde(default)]
+    pub owner_conflicts: u64,
+    /// Commands sites obeyed from answers under an epoch below the highest they had seen:
+    /// a fencing failure when not 0.
+    #[serde(default)]
+    pub epoch_regressions: u64,
     /// Report requests sent (each failover attempt counts).
     pub reports_sent: u64,
     pub reports_accepted: u64,

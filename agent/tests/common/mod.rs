@@ -22,6 +22,8 @@ use engine::time::Millis;
 #[derive(Default)]
 pub struct Subcloud {
     pub secret: String,
+    /// The controller that took the enrollment.
+    pub enrolled_via: Option<&'static str>,
     pub last_seq: u64,
     pub reports: u64,
     /// Which controller accepted each report, in order.
@@ -82,6 +84,7 @@ async fn enroll(State(f): State<Fake>, Json(req): Json<EnrollRequest>) -> Respon
     fleet.by_secret.insert(secret.clone(), req.subcloud.clone());
     let entry = fleet.subclouds.entry(req.subcloud.clone()).or_default();
     entry.secret = secret.clone();
+    entry.enrolled_via = Some(f.name);
     Json(Enrollment {
         protocol: 1,
         subcloud: req.subcloud,
