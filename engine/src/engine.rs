@@ -26,6 +26,8 @@ pub struct Engine {
     pub(crate) agents: Arc<std::sync::OnceLock<crate::agents::AgentGateway>>,
     /// Set once the orchestrator runs: operator actions wake it instead of waiting a tick.
     pub(crate) orchestrator_wake: Arc<std::sync::OnceLock<Arc<tokio::sync::Notify>>>,
+    /// Set once geo-redundancy runs (`start_geo`).
+    pub(crate) geo: Arc<std::sync::OnceLock<Arc<crate::georedundancy::GeoRuntime>>>,
 }
 
 /// The last overview computed, with the event generation it reflects. Many dashboards (wall
@@ -59,6 +61,7 @@ impl Engine {
             overview_cache: Arc::default(),
             agents: Arc::default(),
             orchestrator_wake: Arc::default(),
+            geo: Arc::default(),
         }
     }
 

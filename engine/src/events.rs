@@ -55,6 +55,14 @@ pub enum Event {
         state: String,
         at: Millis,
     },
+    /// Geo-redundancy changed: a peer's availability, a group's owner or rehoming progress,
+    /// an association's sync status, maintenance.
+    GeoChanged {
+        /// The peer group concerned, if one.
+        group: Option<String>,
+        what: String,
+        at: Millis,
+    },
 }
 
 impl Event {

@@ -9,6 +9,7 @@ pub mod agents;
 pub mod auth;
 pub mod error;
 pub mod fleet;
+pub mod georedundancy;
 pub mod health;
 pub mod orchestration;
 pub mod paging;

@@ -83,6 +83,12 @@ impl IntoResponse for AgentRefusal {
                 "not_running",
                 "this controller does not take agent reports",
             ),
+            // What a proxy in front of a dead controller answers: agents fail over.
+            IntakeError::Stopped => refusal(
+                StatusCode::BAD_GATEWAY,
+                "stopped",
+                "this controller is stopped (demo)",
+            ),
             IntakeError::Internal => refusal(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",

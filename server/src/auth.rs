@@ -58,6 +58,7 @@ fn self_service(path: &str) -> bool {
 /// them. The engine still checks the read permission.
 fn read_only_post(path: &str) -> bool {
     path == "/api/v1/strategies/preview"
+        || (path.starts_with("/api/v1/peer-groups/") && path.ends_with("/migrate-preview"))
 }
 
 fn json_error(status: StatusCode, code: &str, message: &str) -> Response {

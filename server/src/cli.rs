@@ -126,6 +126,14 @@ pub struct DemoArgs {
     /// Seed of the simulated fleet's behaviour.
     #[arg(long, default_value_t = 1)]
     pub sim_seed: u64,
+    /// Run one controller managing the whole fleet instead of three peer controllers
+    /// (sc-amsterdam here, sc-dallas and sc-singapore on free local ports, each with its own
+    /// store) that take over each other's peer groups.
+    #[arg(long)]
+    pub single_controller: bool,
+    /// Heartbeat interval between the demo's peer controllers.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1000..=600_000))]
+    pub heartbeat_interval_ms: u64,
     #[command(flatten)]
     pub serve: ServeArgs,
 }
@@ -142,7 +150,10 @@ fn resolve(
             .parse()
             .context("default listen address")?,
     );
+    let geo = file.geo.clone();
     Ok(Config {
+        geo,
+        demo: false,
         listen,
         database_url: store
             .database_url
@@ -309,6 +320,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             if args.no_simulator {
                 return serve(config, engine).await;
             }
+            if !args.single_controller {
+                return run_peer_demo(config, engine, &args).await;
+            }
             let app = Application::build(&config, engine.clone()).await?;
             start_health(&config, &engine, app.public_origin()).await?;
             let sim = start_simulator(&engine, &config, &app, &args).await?;
@@ -421,6 +435,173 @@ async fn start_simulator(
     Ok(sim)
 }
 
+/// The store of a demo peer controller, next to the main one's.
+fn peer_database_url(main: &str, name: &str) -> String {
+    match main.strip_prefix("sqlite://") {
+        Some(path) => {
+            let (path, query) = path.split_once('?').map_or((path, ""), |(p, q)| (p, q));
+            let stem = path.strip_suffix(".db").unwrap_or(path);
+            let q = if query.is_empty() {
+                String::new()
+            } else {
+                format!("?{query}")
+            };
+            format!("sqlite://{stem}-{name}.db{q}")
+        }
+        None => format!("sqlite://murmur-demo-{name}.db"),
+    }
+}
+
+fn random_secret() -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 24];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// `murmur demo` with geo-redundancy: three real peer controllers in this process, each with
+/// its own store and HTTP listener, heartbeating and replicating over HTTP, and the simulated
+/// fleet reporting to each site's owner.
+async fn run_peer_demo(config: Config, main: Engine, args: &DemoArgs) -> anyhow::Result<()> {
+    use engine::fleet::demo::CONTROLLERS;
+    let main_name = config.health.controller_name.clone();
+    anyhow::ensure!(
+        CONTROLLERS.iter().any(|c| c.name == main_name),
+        "the peer demo plays one of the demo controllers, not {main_name:?}"
+    );
+    let mut nodes: Vec<(String, Config, Engine)> = Vec::new();
+    for c in &CONTROLLERS {
+        let mut cfg = config.clone();
+        cfg.health.controller_name = c.name.to_string();
+        cfg.demo = true;
+        let engine = if c.name == main_name {
+            main.clone()
+        } else {
+            cfg.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+            cfg.public_url = None;
+            cfg.database_url = peer_database_url(&config.database_url, c.name);
+            let e = open(&cfg).await?;
+            e.seed_demo(args.subclouds)
+                .await
+                .with_context(|| format!("seeding {}", c.name))?;
+            e.ensure_demo_users().await?;
+            e
+        };
+        nodes.push((c.name.to_string(), cfg, engine));
+    }
+    let mut apps = Vec::new();
+    for (_, cfg, engine) in &nodes {
+        apps.push(Application::build(cfg, engine.clone()).await?);
+    }
+    // One secret per pair of controllers.
+    let mut secrets = std::collections::HashMap::new();
+    for (a, _, _) in &nodes {
+        for (b, _, _) in &nodes {
+            if a < b {
+                secrets.insert((a.clone(), b.clone()), random_secret());
+            }
+        }
+    }
+    let secret = |a: &str, b: &str| {
+        let key = if a < b {
+            (a.to_string(), b.to_string())
+        } else {
+            (b.to_string(), a.to_string())
+        };
+        secrets.get(&key).cloned().unwrap_or_default()
+    };
+    let capacity = main
+        .controllers()
+        .await?
+        .into_iter()
+        .map(|c| (c.name, (c.capacity, c.reserved_capacity)))
+        .collect::<std::collections::HashMap<_, _>>();
+    for (k, (name, cfg, engine)) in nodes.iter_mut().enumerate() {
+        let (cap, reserve) = capacity.get(name.as_str()).copied().unwrap_or((1000, 100));
+        cfg.geo = Some(crate::config::GeoFileConfig {
+            capacity: cap,
+            reserved_capacity: reserve,
+            heartbeat_interval_ms: args.heartbeat_interval_ms,
+            heartbeat_failure_threshold: 3,
+            heartbeat_failure_policy: "rehome".into(),
+            delegate_to: None,
+            heartbeat_maintenance_timeout_s: 600,
+            quorum_percent: 50,
+            evidence_window_ms: None,
+            resync_ms: 5_000,
+            peers: apps
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != k)
+                .map(|(j, app)| crate::config::GeoPeerFileConfig {
+                    name: CONTROLLERS[j].name.to_string(),
+                    url: format!("http://{}", app.local_addr()),
+                    secret: secret(name, CONTROLLERS[j].name),
+                })
+                .collect(),
+        });
+        start_health(cfg, engine, apps[k].public_origin()).await?;
+    }
+    // The simulator enrolls each site with its owner, using that owner's token.
+    let system = engine::auth::Actor::system();
+    let mut sites = Vec::new();
+    for (name, _, engine) in &nodes {
+        let enrollments = engine
+            .issue_enrollments(
+                &system,
+                &engine::agents::EnrollmentRequest {
+                    subclouds: vec![],
+                    all: true,
+                },
+            )
+            .await?;
+        sites.extend(
+            enrollments
+                .into_iter()
+                .filter(|e| &e.controller == name)
+                .map(agent::sim::SiteSpec::from),
+        );
+    }
+    let coords = main
+        .controllers()
+        .await?
+        .into_iter()
+        .map(|c| (c.name, c.lat, c.lon))
+        .collect();
+    let controllers = nodes
+        .iter()
+        .zip(&apps)
+        .map(|((name, _, _), app)| engine::agents::wire::ControllerRef {
+            name: name.clone(),
+            url: format!("http://{}", app.local_addr()),
+        })
+        .collect();
+    let sim = agent::sim::Simulator::start(
+        agent::sim::SimConfig {
+            controllers,
+            controller_coords: coords,
+            seed: args.sim_seed,
+            control_listen: Some(args.sim_control),
+            ..Default::default()
+        },
+        sites,
+    )
+    .await
+    .context("starting the fleet simulator")?;
+    for ((name, _, _), app) in nodes.iter().zip(&apps) {
+        tracing::info!(controller = %name, url = %format!("http://{}", app.local_addr()), "demo peer controller serving");
+    }
+    tracing::info!(control = %args.sim_control, "murmur demo is serving three peer controllers with the fleet simulator");
+    let mut running = Vec::new();
+    for app in apps {
+        running.push(tokio::spawn(app.run_until_stopped()));
+    }
+    // The first to stop (Ctrl-C stops all) ends the demo.
+    let (first, _, _) = futures::future::select_all(running).await;
+    sim.shutdown().await;
+    first.context("controller task")?
+}
+
 /// Starts taking agent reports and the health monitor.
 pub async fn start_health(
     config: &Config,
@@ -446,6 +627,23 @@ pub async fn start_health(
         .await
         .context("starting the agent gateway")?;
     engine.spawn_health_monitor()?;
+    if let Some(geo) = &config.geo {
+        let geo = geo.to_engine(
+            &h.controller_name,
+            public_origin,
+            h.report_interval_ms,
+            config.demo,
+        )?;
+        let timeout = std::time::Duration::from_millis(geo.heartbeat.interval_ms.max(1_000));
+        let tick =
+            std::time::Duration::from_millis((geo.heartbeat.interval_ms / 4).clamp(100, 1_000));
+        let link = crate::peers::HttpPeerLink::new(&h.controller_name, timeout)?;
+        engine
+            .start_geo(geo, link)
+            .await
+            .context("starting geo-redundancy")?;
+        engine::georedundancy::spawn_peer_loop(engine.clone(), tick);
+    }
     // Wakes when the health monitor stores step progress or an operator acts; the period
     // covers soak times, retry backoffs, maintenance windows and timeouts.
     engine::orchestration::spawn_orchestrator(

@@ -15,6 +15,11 @@
 //! | `offline_after_missed` | `MURMUR_OFFLINE_AFTER_MISSED` | `--offline-after-missed` | 3 |
 //! | `online_after_reports` | `MURMUR_ONLINE_AFTER_REPORTS` | `--online-after-reports` | 2 |
 //! | `health_tick_ms` | `MURMUR_HEALTH_TICK_MS` | `--health-tick-ms` | 1000 |
+//!
+//! Geo-redundancy is configured in the file only, in a `[geo]` table (see [`GeoFileConfig`]):
+//! this controller's capacity and reserve, the heartbeat settings it applies to its peers, and
+//! each peer's name, URL and shared secret (`[[geo.peers]]`). Without it the controller
+//! manages every subcloud in its store on its own.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -48,6 +53,125 @@ pub struct FileConfig {
     pub offline_after_missed: Option<u32>,
     pub online_after_reports: Option<u32>,
     pub health_tick_ms: Option<u64>,
+    pub geo: Option<GeoFileConfig>,
+}
+
+/// `[geo]`: this controller as one of several peers.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GeoFileConfig {
+    /// Subclouds this controller may manage at most.
+    pub capacity: u64,
+    /// Kept free: a takeover only uses capacity beyond it.
+    #[serde(default)]
+    pub reserved_capacity: u64,
+    #[serde(default = "default_heartbeat_interval_ms")]
+    pub heartbeat_interval_ms: u64,
+    #[serde(default = "default_failure_threshold")]
+    pub heartbeat_failure_threshold: u32,
+    /// `alarm`, `rehome` or `delegate`.
+    #[serde(default = "default_failure_policy")]
+    pub heartbeat_failure_policy: String,
+    /// With `delegate`: the controller that decides.
+    pub delegate_to: Option<String>,
+    #[serde(default = "default_maintenance_timeout_s")]
+    pub heartbeat_maintenance_timeout_s: u64,
+    /// Share (percent) of a group's online sites whose agents must confirm the owner is
+    /// unreachable before a takeover.
+    #[serde(default = "default_quorum_percent")]
+    pub quorum_percent: u32,
+    /// How recent an agent's report must be to count as evidence (default: 3 report
+    /// intervals).
+    pub evidence_window_ms: Option<u64>,
+    /// Refresh of secondary copies without edits.
+    #[serde(default = "default_resync_ms")]
+    pub resync_ms: u64,
+    #[serde(default)]
+    pub peers: Vec<GeoPeerFileConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct GeoPeerFileConfig {
+    pub name: String,
+    pub url: String,
+    pub secret: String,
+}
+
+fn default_heartbeat_interval_ms() -> u64 {
+    10_000
+}
+fn default_failure_threshold() -> u32 {
+    3
+}
+fn default_failure_policy() -> String {
+    "rehome".into()
+}
+fn default_maintenance_timeout_s() -> u64 {
+    600
+}
+fn default_quorum_percent() -> u32 {
+    50
+}
+fn default_resync_ms() -> u64 {
+    10_000
+}
+
+impl GeoFileConfig {
+    /// The engine's configuration for a controller reachable at `url`.
+    pub fn to_engine(
+        &self,
+        this: &str,
+        url: &str,
+        report_interval_ms: u64,
+        demo: bool,
+    ) -> anyhow::Result<engine::georedundancy::GeoConfig> {
+        let policy =
+            self.heartbeat_failure_policy
+                .parse()
+                .map_err(|e: engine::ValidationError| {
+                    anyhow::anyhow!("geo.heartbeat_failure_policy: {}", e.message)
+                })?;
+        let config = engine::georedundancy::GeoConfig {
+            this: this.to_string(),
+            url: url.to_string(),
+            capacity: self.capacity,
+            reserved_capacity: self.reserved_capacity,
+            heartbeat: engine::georedundancy::HeartbeatSettings {
+                interval_ms: self.heartbeat_interval_ms,
+                failure_threshold: self.heartbeat_failure_threshold,
+                failure_policy: policy,
+                delegate_to: self.delegate_to.clone(),
+                maintenance_timeout_s: self.heartbeat_maintenance_timeout_s,
+            },
+            peers: self
+                .peers
+                .iter()
+                .map(|p| {
+                    anyhow::ensure!(
+                        origin_of(&p.url).is_some(),
+                        "geo.peers: {} has no http(s) url",
+                        p.name
+                    );
+                    Ok(engine::georedundancy::PeerConfig {
+                        name: p.name.clone(),
+                        url: p.url.trim_end_matches('/').to_string(),
+                        secret: p.secret.clone(),
+                    })
+                })
+                .collect::<anyhow::Result<_>>()?,
+            quorum_percent: self.quorum_percent,
+            evidence_window_ms: self
+                .evidence_window_ms
+                .unwrap_or(report_interval_ms.saturating_mul(3)),
+            resync_ms: self.resync_ms.max(1_000),
+            demo,
+        };
+        config
+            .validate()
+            .map_err(|e| anyhow::anyhow!("geo.{}: {}", e.field, e.message))?;
+        Ok(config)
+    }
 }
 
 impl FileConfig {
@@ -71,6 +195,9 @@ pub struct Config {
     pub public_url: Option<String>,
     pub session: SessionPolicy,
     pub health: HealthSettings,
+    pub geo: Option<GeoFileConfig>,
+    /// `murmur demo`: admins may stop and start controllers from the dashboard.
+    pub demo: bool,
 }
 
 /// How this controller takes agent reports and derives availability.

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 mod error;
 pub mod middleware;
+pub mod peers;
 pub mod startup;
 pub mod telemetry;
 

@@ -145,7 +145,9 @@ fn router(state: AppState, site_root: &std::path::Path) -> Router {
             crate::auth::gate,
         ))
         .with_state(state.clone());
-    crate::middleware::apply(app, security).merge(crate::agents::router(state))
+    crate::middleware::apply(app, security)
+        .merge(crate::agents::router(state.clone()))
+        .merge(crate::peers::router(state))
 }
 
 #[derive(serde::Serialize)]

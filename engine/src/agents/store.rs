@@ -75,6 +75,9 @@ pub enum IntakeError {
     /// The health monitor is not running on this controller.
     #[error("agent intake is not running")]
     NotRunning,
+    /// Demo: the controller was stopped to simulate its failure; agents should fail over.
+    #[error("this controller is stopped")]
+    Stopped,
     #[error("internal error")]
     Internal,
 }
@@ -102,6 +105,38 @@ pub(crate) struct AgentEntry {
     pub tracked: bool,
     /// Fingerprints of what the store holds, so only changes are written.
     pub stored: Option<StoredView>,
+    /// Which ownership route the subcloud follows (its peer group, or its controller).
+    pub route: RouteKey,
+    /// Its group moved here and the rehoming ramp has not admitted it yet.
+    pub waiting: bool,
+}
+
+/// What decides a subcloud's owner: its peer group, or (in no group) its controller's id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum RouteKey {
+    Group(i64),
+    Ungrouped(i64),
+}
+
+/// The owner of a route as this controller knows it, and the controllers agents should use.
+#[derive(Debug, Clone)]
+pub(crate) struct Route {
+    /// Empty while unknown (this controller was fenced and has not learned the new owner).
+    pub owner: String,
+    pub epoch: u64,
+    /// Owner first, then the other controllers in association priority order.
+    pub controllers: Vec<ControllerRef>,
+}
+
+/// What one agent last told a controller that does not manage it (evidence for takeovers).
+#[derive(Debug, Clone)]
+pub(crate) struct Evidence {
+    pub route: RouteKey,
+    pub at: Millis,
+    /// The owner it could not reach (`None`: it reached its owner).
+    pub owner_unreachable: Option<String>,
+    /// Round trips it measured, by controller.
+    pub rtt_ms: Vec<(String, u32)>,
 }
 
 /// What was last written for a subcloud from its reports.
@@ -133,6 +168,33 @@ pub(crate) struct GatewayState {
     pub commands: HashMap<i64, Vec<Command>>,
     /// Other controllers, by name, in the order agents should try them after this one.
     pub peers: Vec<ControllerRef>,
+    /// Geo-redundancy is on: only subclouds whose route this controller owns are managed.
+    pub geo: bool,
+    pub routes: HashMap<RouteKey, Route>,
+    /// By subcloud id.
+    pub evidence: HashMap<i64, Evidence>,
+    /// Groups an agent showed a higher epoch for: this controller stopped managing them.
+    pub fenced: Vec<i64>,
+    /// Demo: the controller is "stopped" and refuses agents.
+    pub stopped: bool,
+}
+
+impl GatewayState {
+    /// Whether this controller manages the subcloud of `e` now.
+    pub(crate) fn owns(&self, e: &AgentEntry, this: &str) -> bool {
+        if !self.geo {
+            return true;
+        }
+        !e.waiting && self.routes.get(&e.route).is_some_and(|r| r.owner == this)
+    }
+}
+
+/// Where a report goes under geo-redundancy.
+enum Routed {
+    /// Managed here: the owner epoch and controller list to answer with.
+    Managed(u64, Vec<ControllerRef>),
+    /// Managed elsewhere: answer with the owner's epoch and list, nothing else.
+    Elsewhere(u64, Vec<ControllerRef>),
 }
 
 /// Shared handle to the gateway.
@@ -171,6 +233,9 @@ impl AgentGateway {
         let parts = SecretParts::parse(bearer).map_err(|_| IntakeError::Unauthorized)?;
         let presented = sha256(bearer);
         let mut st = self.lock();
+        if st.stopped {
+            return Err(IntakeError::Stopped);
+        }
         let pending_len = st.pending.len();
         let Some(entry) = st.agents.get_mut(&parts.subcloud_id) else {
             tracing::warn!(
@@ -207,8 +272,28 @@ impl AgentGateway {
         }
         let entry = st.agents.get_mut(&id).ok_or(IntakeError::Internal)?;
         entry.last_seq = report.seq;
-        let owner_epoch = entry.owner_epoch;
+        let mut owner_epoch = entry.owner_epoch;
         let seq = report.seq;
+        let mut controllers = None;
+        if st.geo {
+            match self.route_report(&mut st, id, &report, received_at) {
+                Routed::Managed(epoch, list) => {
+                    owner_epoch = epoch;
+                    controllers = Some(list);
+                }
+                Routed::Elsewhere(epoch, list) => {
+                    return Ok(ReportAnswer {
+                        protocol: PROTOCOL_VERSION,
+                        accepted_seq: seq,
+                        owner_epoch: epoch,
+                        controllers: list,
+                        commands: Vec::new(),
+                        report_interval_ms: u64::try_from(self.policy.hysteresis.interval_ms)
+                            .unwrap_or(10_000),
+                    });
+                }
+            }
+        }
         // Progress acknowledges a command: stop resending it.
         if !report.commands.is_empty() {
             if let Some(cmds) = st.commands.get_mut(&id) {
@@ -242,10 +327,76 @@ impl AgentGateway {
             protocol: PROTOCOL_VERSION,
             accepted_seq: seq,
             owner_epoch,
-            controllers: self.controllers(&st),
+            controllers: controllers.unwrap_or_else(|| self.controllers(&st)),
             commands,
             report_interval_ms: u64::try_from(self.policy.hysteresis.interval_ms).unwrap_or(10_000),
         })
+    }
+
+    /// With geo-redundancy on: whether this controller manages the reporting subcloud, and
+    /// what to answer. A report showing a higher epoch than this controller's claim fences it
+    /// (it stops managing the whole group at once); a report for a subcloud managed elsewhere
+    /// is kept as evidence about its owner.
+    fn route_report(&self, st: &mut GatewayState, id: i64, report: &Report, at: Millis) -> Routed {
+        let this = self.policy.this_controller.name.as_str();
+        let Some(entry) = st.agents.get(&id) else {
+            return Routed::Elsewhere(0, Vec::new());
+        };
+        let (key, waiting) = (entry.route, entry.waiting);
+        let Some(route) = st.routes.get_mut(&key) else {
+            return Routed::Elsewhere(entry.owner_epoch, self.controllers_of(st));
+        };
+        if route.owner == this && report.highest_epoch > route.epoch {
+            tracing::warn!(
+                subcloud = %entry.name,
+                ours = route.epoch,
+                seen = report.highest_epoch,
+                "fenced: an agent has seen a higher owner epoch; this controller stops managing the group"
+            );
+            route.owner.clear();
+            // Put this controller last, so agents go back to whoever fenced it.
+            if !route.controllers.is_empty() {
+                route.controllers.rotate_left(1);
+            }
+            if let RouteKey::Group(g) = key {
+                st.fenced.push(g);
+            }
+        }
+        let Some(route) = st.routes.get(&key) else {
+            return Routed::Elsewhere(0, Vec::new());
+        };
+        if route.owner == this && !waiting {
+            return Routed::Managed(route.epoch, route.controllers.clone());
+        }
+        let answer = Routed::Elsewhere(route.epoch, route.controllers.clone());
+        let owner_unreachable = (!route.owner.is_empty() && route.owner != this)
+            .then(|| {
+                report
+                    .reachability
+                    .iter()
+                    .find(|r| r.controller == route.owner)
+                    .filter(|r| !r.reachable)
+                    .map(|r| r.controller.clone())
+            })
+            .flatten();
+        st.evidence.insert(
+            id,
+            Evidence {
+                route: key,
+                at,
+                owner_unreachable,
+                rtt_ms: report
+                    .reachability
+                    .iter()
+                    .filter_map(|r| Some((r.controller.clone(), r.rtt_ms?)))
+                    .collect(),
+            },
+        );
+        answer
+    }
+
+    fn controllers_of(&self, st: &GatewayState) -> Vec<ControllerRef> {
+        self.controllers(st)
     }
 
     /// Reports waiting for the next tick.
@@ -297,6 +448,13 @@ fn site_enrollment(
     })
 }
 
+pub(crate) fn route_key(peer_group_id: Option<i64>, controller_id: i64) -> RouteKey {
+    match peer_group_id {
+        Some(g) => RouteKey::Group(g),
+        None => RouteKey::Ungrouped(controller_id),
+    }
+}
+
 fn sha256(s: &str) -> [u8; 32] {
     Sha256::digest(s.as_bytes()).into()
 }
@@ -305,7 +463,7 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn unhex32(s: &str) -> Option<[u8; 32]> {
+pub(crate) fn unhex32(s: &str) -> Option<[u8; 32]> {
     if s.len() != 64 {
         return None;
     }
@@ -342,7 +500,8 @@ impl Engine {
         };
         let rows = sqlx::query(
             "SELECT s.id, s.name, s.management_state, s.availability, a.secret_hash, \
-             a.revoked_at, a.last_seq, a.last_report_at, COALESCE(p.owner_epoch, 0) \
+             a.revoked_at, a.last_seq, a.last_report_at, COALESCE(p.owner_epoch, 0), \
+             s.peer_group_id, s.controller_id, s.rehome_status \
              FROM subclouds s LEFT JOIN subcloud_agents a ON a.subcloud_id = s.id \
              LEFT JOIN peer_groups p ON p.id = s.peer_group_id",
         )
@@ -380,6 +539,8 @@ impl Engine {
                     ),
                     tracked,
                     stored: None,
+                    route: route_key(r.try_get(9)?, r.try_get(10)?),
+                    waiting: r.try_get::<&str, _>(11)? == "waiting",
                 },
             );
         }
@@ -583,6 +744,12 @@ impl Engine {
                 .unwrap_or(0),
             None => 0,
         };
+        let controller_id: i64 =
+            sqlx::query_scalar("SELECT controller_id FROM subclouds WHERE id = $1")
+                .bind(id)
+                .fetch_optional(self.store.pool())
+                .await?
+                .unwrap_or(0);
         g.lock().agents.insert(
             id,
             AgentEntry {
@@ -594,6 +761,8 @@ impl Engine {
                 tracker: AvailabilityTracker::new(AvailabilityStatus::Offline, Millis::now()),
                 tracked: false,
                 stored: None,
+                route: route_key(peer_group_id, controller_id),
+                waiting: false,
             },
         );
         Ok(())

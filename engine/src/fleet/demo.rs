@@ -564,9 +564,9 @@ async fn seed_topology(tx: &mut Transaction<'_, Any>, n: u32, now: i64) -> Resul
             .await?;
     }
     let regions = name_ids(tx, "regions").await?;
-    // Each controller can carry 60% of the fleet and keeps a quarter of that in reserve for
-    // taking over a failed peer's sites.
-    let capacity = ((i64::from(n) * 6 / 10 + 99) / 100).max(10) * 100;
+    // Each controller can carry 80% of the fleet and keeps a tenth of that in reserve, so
+    // the two survivors of a failed controller can absorb its third of the fleet.
+    let capacity = ((i64::from(n) * 8 / 10 + 99) / 100).max(10) * 100;
     for c in &CONTROLLERS {
         sqlx::query(
             "INSERT INTO system_controllers (name, region_id, city, lat, lon, endpoint, \
@@ -582,7 +582,7 @@ async fn seed_topology(tx: &mut Transaction<'_, Any>, n: u32, now: i64) -> Resul
         .bind(c.lon)
         .bind(format!("https://{}.murmur.example:8443", c.name))
         .bind(capacity)
-        .bind(capacity / 4)
+        .bind(capacity / 10)
         .bind(now)
         .execute(&mut **tx)
         .await?;
@@ -606,8 +606,8 @@ async fn seed_topology(tx: &mut Transaction<'_, Any>, n: u32, now: i64) -> Resul
     for (name, leader, max_rehoming) in PEER_GROUPS {
         sqlx::query(
             "INSERT INTO peer_groups (name, priority, state, max_subcloud_rehoming, leader_id, \
-             migration_status, owner_epoch, created_at, updated_at) \
-             VALUES ($1, 0, 'enabled', $2, $3, 'none', 1, $4, $4) ON CONFLICT (name) DO NOTHING",
+             home_controller_id, migration_status, owner_epoch, created_at, updated_at) \
+             VALUES ($1, 0, 'enabled', $2, $3, $3, 'none', 1, $4, $4) ON CONFLICT (name) DO NOTHING",
         )
         .bind(name)
         .bind(max_rehoming)
@@ -617,6 +617,33 @@ async fn seed_topology(tx: &mut Transaction<'_, Any>, n: u32, now: i64) -> Resul
         .await?;
     }
     let peer_groups = name_ids(tx, "peer_groups").await?;
+    // Every group is associated with every controller: its leader first, then the others
+    // nearest first (agents' latency decides ties at takeover time).
+    for (name, leader, _) in PEER_GROUPS {
+        let home = CONTROLLERS.iter().find(|c| c.name == leader);
+        let mut order: Vec<&DemoController> = CONTROLLERS.iter().collect();
+        order.sort_by(|a, b| {
+            let d = |c: &DemoController| home.map_or(0.0, |h| (c.lat - h.lat).hypot(c.lon - h.lon));
+            (a.name != leader, d(a))
+                .partial_cmp(&(b.name != leader, d(b)))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+        for (k, c) in order.into_iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO peer_group_associations (peer_group_id, controller_id, priority, \
+                 association_type, sync_status, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6) \
+                 ON CONFLICT (peer_group_id, controller_id) DO NOTHING",
+            )
+            .bind(peer_groups[name])
+            .bind(controllers[c.name])
+            .bind(k as i64 + 1)
+            .bind(if c.name == leader { "primary" } else { "non-primary" })
+            .bind(if c.name == leader { "in-sync" } else { "unknown" })
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+        }
+    }
     Ok(TopologyIds {
         regions,
         controllers,

@@ -193,8 +193,19 @@ impl Engine {
                     plans.push(plan(id, e, flip, view, acc.report.commands, before));
                 }
             }
-            for (id, e) in st.agents.iter_mut() {
+            let this = gateway.policy().this_controller.name.clone();
+            let crate::agents::store::GatewayState {
+                agents,
+                routes,
+                geo,
+                ..
+            } = &mut *st;
+            for (id, e) in agents.iter_mut() {
                 if !e.tracked || reported.contains(id) {
+                    continue;
+                }
+                // Subclouds managed by another controller: their health comes from the owner.
+                if *geo && (e.waiting || routes.get(&e.route).is_none_or(|r| r.owner != this)) {
                     continue;
                 }
                 let before = (e.tracker, e.stored.clone());

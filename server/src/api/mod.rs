@@ -3,6 +3,7 @@
 mod agents;
 mod events;
 mod fleet;
+mod georedundancy;
 mod health;
 mod orchestration;
 
@@ -60,4 +61,22 @@ pub fn router() -> Router<AppState> {
         .route("/strategies/{id}/actions", post(orchestration::act))
         .route("/releases", get(orchestration::releases))
         .route("/events", get(events::stream))
+        .route("/geo", get(georedundancy::overview))
+        .route("/geo/drill", get(georedundancy::drill))
+        .route("/geo/maintenance", post(georedundancy::maintenance))
+        .route("/system-peers", get(georedundancy::system_peers))
+        .route("/peer-groups/{name}", get(georedundancy::peer_group))
+        .route(
+            "/peer-groups/{name}/migrate-preview",
+            post(georedundancy::migrate_preview),
+        )
+        .route("/peer-groups/{name}/migrate", post(georedundancy::migrate))
+        .route(
+            "/peer-groups/{name}/failback",
+            post(georedundancy::failback),
+        )
+        .route(
+            "/controllers/{name}/demo-power",
+            post(georedundancy::demo_power),
+        )
 }
