@@ -816,6 +816,7 @@ impl Engine {
             if done.rows_affected() != 1 {
                 return Ok(None);
             }
+            crate::georedundancy::store::bump_revision_of_subcloud(&mut tx, id).await?;
             audit::record(
                 &mut tx,
                 &AuditEntry::system(
@@ -891,6 +892,7 @@ impl Engine {
                 name.as_str()
             )));
         }
+        crate::georedundancy::store::bump_revision_of_subcloud(&mut tx, id).await?;
         audit::record(
             &mut tx,
             &actor.audit(

@@ -164,6 +164,7 @@ mod store {
             )
             .await?;
             let enrollment = self.issue_enrollment_in(&mut tx, id, now).await?;
+            crate::georedundancy::store::bump_revision_of_subcloud(&mut tx, id).await?;
             tx.commit().await?;
             self.register_agent(id, name.as_str(), peer_group_id)
                 .await?;

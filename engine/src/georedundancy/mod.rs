@@ -27,7 +27,7 @@ pub mod plan;
 #[cfg(feature = "store")]
 mod runtime;
 #[cfg(feature = "store")]
-mod store;
+pub(crate) mod store;
 
 pub use model::*;
 #[cfg(feature = "store")]

@@ -513,11 +513,28 @@ impl Engine {
         .fetch_all(self.store.pool())
         .await?;
         let now = Millis::now().0;
-        let mut tx = self.store.pool().begin().await?;
+        // Reads before the transaction: on SQLite a transaction that reads before it writes
+        // can fail to upgrade under concurrent writers.
         let me: i64 = sqlx::query_scalar("SELECT id FROM system_controllers WHERE name = $1")
             .bind(this)
-            .fetch_one(&mut *tx)
+            .fetch_one(self.store.pool())
             .await?;
+        let name: String = sqlx::query_scalar("SELECT name FROM peer_groups WHERE id = $1")
+            .bind(group_id)
+            .fetch_one(self.store.pool())
+            .await?;
+        if ids.is_empty() {
+            let left: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM subclouds WHERE peer_group_id = $1 AND rehome_status = 'waiting'",
+            )
+            .bind(group_id)
+            .fetch_one(self.store.pool())
+            .await?;
+            if left > 0 {
+                return Ok((ids, count(left)));
+            }
+        }
+        let mut tx = self.store.pool().begin().await?;
         if !ids.is_empty() {
             let mut q = crate::store::Sql::new(
                 "UPDATE subclouds SET rehome_status = 'rehomed', controller_id = ",
@@ -542,10 +559,6 @@ impl Engine {
         .bind(group_id)
         .fetch_one(&mut *tx)
         .await?;
-        let name: String = sqlx::query_scalar("SELECT name FROM peer_groups WHERE id = $1")
-            .bind(group_id)
-            .fetch_one(&mut *tx)
-            .await?;
         if left == 0 {
             sqlx::query("UPDATE peer_groups SET migration_status = 'complete', updated_at = $1 WHERE id = $2 AND migration_status = 'migrating'")
                 .bind(now)
@@ -757,6 +770,19 @@ impl Engine {
             .execute(&mut *tx)
             .await?;
         }
+        // This controller's copy is now the owner's revision.
+        if let Some(me) = topo.controller(this) {
+            sqlx::query(
+                "UPDATE peer_group_associations SET sync_status = 'in-sync', sync_message = '', \
+                 synced_revision = $1, synced_at = $2 WHERE peer_group_id = $3 AND controller_id = $4",
+            )
+            .bind(i(snap.revision))
+            .bind(now)
+            .bind(g.id)
+            .bind(me.id)
+            .execute(&mut *tx)
+            .await?;
+        }
         let mut creds = Vec::with_capacity(snap.subclouds.len());
         for s in &snap.subclouds {
             let region: Option<i64> = sqlx::query_scalar("SELECT id FROM regions WHERE name = $1")
@@ -881,15 +907,15 @@ impl Engine {
         summary: String,
     ) -> Result<()> {
         let now = Millis::now().0;
-        let mut tx = self.store.pool().begin().await?;
         let id: Option<i64> =
             sqlx::query_scalar("SELECT id FROM system_controllers WHERE name = $1")
                 .bind(peer)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(self.store.pool())
                 .await?;
         let Some(id) = id else {
             return Ok(());
         };
+        let mut tx = self.store.pool().begin().await?;
         sqlx::query("UPDATE system_controllers SET availability = $1, availability_changed_at = $2 WHERE id = $3")
             .bind(availability.as_str())
             .bind(now)
@@ -943,15 +969,29 @@ impl Engine {
         reason: Option<&str>,
     ) -> Result<bool> {
         let now = Millis::now().0;
-        let mut tx = self.store.pool().begin().await?;
         let id: Option<i64> =
             sqlx::query_scalar("SELECT id FROM system_controllers WHERE name = $1")
                 .bind(controller)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(self.store.pool())
                 .await?;
         let Some(id) = id else {
             return Ok(false);
         };
+        // Nothing to do is the common case (every tick while a peer is down): check first,
+        // outside a transaction.
+        let active: Option<String> = sqlx::query_scalar(
+            "SELECT reason FROM controller_alarms WHERE controller_id = $1 AND alarm_id = $2 AND cleared_at IS NULL",
+        )
+        .bind(id)
+        .bind(alarm_id)
+        .fetch_optional(self.store.pool())
+        .await?;
+        match (&active, reason) {
+            (None, None) => return Ok(false),
+            (Some(a), Some(r)) if a == r => return Ok(false),
+            _ => {}
+        }
+        let mut tx = self.store.pool().begin().await?;
         let changed = match reason {
             Some(r) => raise_alarm(&mut tx, id, alarm_id, severity, r, now).await?,
             None => clear_alarm(&mut tx, id, alarm_id, now).await?,
@@ -1052,6 +1092,34 @@ impl Engine {
         })
         .collect()
     }
+}
+
+/// An edit of a subcloud in a peer group (enrollment, revocation, addition): the group's
+/// revision moves and its secondary copies are out of sync until the owner re-syncs them.
+pub(crate) async fn bump_revision_of_subcloud(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    subcloud_id: i64,
+) -> Result<()> {
+    let group: Option<Option<i64>> =
+        sqlx::query_scalar("SELECT peer_group_id FROM subclouds WHERE id = $1")
+            .bind(subcloud_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    let Some(Some(group)) = group else {
+        return Ok(());
+    };
+    sqlx::query("UPDATE peer_groups SET revision = revision + 1 WHERE id = $1")
+        .bind(group)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query(
+        "UPDATE peer_group_associations SET sync_status = 'out-of-sync' \
+         WHERE peer_group_id = $1 AND association_type = 'non-primary' AND sync_status = 'in-sync'",
+    )
+    .bind(group)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// A stable uuid-shaped identifier derived from a controller's name (StarlingX peers have a

@@ -1,3 +1,4 @@
+#![allow(dead_code)] // each test binary uses part of these helpers
 //! Real processes for the server's integration tests: the controller binary (`murmur serve`)
 //! on a test store and the agent binary (`murmur-agent`), on free ports.
 
