@@ -15,7 +15,7 @@ WORK=$(mktemp -d)
 SERVER=
 cleanup() { [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"; }
 trap cleanup EXIT
-"$BIN" demo --subclouds 300 --listen "127.0.0.1:$PORT" --database-url "sqlite://$WORK/latency.db" \
+"$BIN" demo --subclouds 300 --single-controller --listen "127.0.0.1:$PORT" --database-url "sqlite://$WORK/latency.db" \
   --site-root "$TARGET_DIR/site" --sim-control "$CONTROL" >"$WORK/server.log" 2>&1 &
 SERVER=$!
 for _ in $(seq 1 120); do curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.5; done

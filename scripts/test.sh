@@ -31,6 +31,8 @@ PORT=${MURMUR_E2E_PORT:-3999}
 SHORT_PORT=$((PORT - 1))
 LIVE_PORT=$((PORT - 2))
 SIM_PORT=$((PORT - 3))
+GEO_PORT=$((PORT - 4))
+GEO_SIM_PORT=$((PORT - 5))
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -57,12 +59,18 @@ wait_healthy() { # port name
 }
 start_demo "$PORT" e2e 2000 --no-simulator
 start_demo "$SHORT_PORT" short 2000 --no-simulator --session-idle-seconds 3
-start_demo "$LIVE_PORT" live 300 --sim-control "127.0.0.1:$SIM_PORT" --report-interval-ms 2000 \
-  --offline-after-missed 2 --online-after-reports 2 --health-tick-ms 250
+start_demo "$LIVE_PORT" live 300 --single-controller --sim-control "127.0.0.1:$SIM_PORT" \
+  --report-interval-ms 2000 --offline-after-missed 2 --online-after-reports 2 --health-tick-ms 250
+# Geo-redundancy: three peer controllers in one process (this port plays sc-amsterdam; the
+# others listen on free ports), 300 simulated sites reporting to their owners.
+start_demo "$GEO_PORT" geo 300 --sim-control "127.0.0.1:$GEO_SIM_PORT" --report-interval-ms 2000 \
+  --heartbeat-interval-ms 1000
 wait_healthy "$PORT" e2e
 wait_healthy "$SHORT_PORT" short
 wait_healthy "$LIVE_PORT" live
+wait_healthy "$GEO_PORT" geo
 (cd end2end && BASE_URL="http://127.0.0.1:$PORT" SHORT_SESSION_URL="http://127.0.0.1:$SHORT_PORT" \
-  LIVE_URL="http://127.0.0.1:$LIVE_PORT" SIM_CONTROL_URL="http://127.0.0.1:$SIM_PORT" npx playwright test) \
+  LIVE_URL="http://127.0.0.1:$LIVE_PORT" SIM_CONTROL_URL="http://127.0.0.1:$SIM_PORT" \
+  GEO_URL="http://127.0.0.1:$GEO_PORT" GEO_SIM_CONTROL_URL="http://127.0.0.1:$GEO_SIM_PORT" npx playwright test) \
   || { tail -n 50 "$DATA/e2e.log" >&2; exit 1; }
 log "all tests passed"

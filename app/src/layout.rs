@@ -54,6 +54,9 @@ pub fn Frame(children: Children) -> impl IntoView {
                                     <li><a href="/subclouds" aria-current=move || current("/subclouds")>"Subclouds"</a></li>
                                     <li><a href="/alarms" aria-current=move || current("/alarms")>"Alarms"</a></li>
                                     <li><a href="/orchestration" aria-current=move || current("/orchestration")>"Orchestration"</a></li>
+                                    <li><a href="/controllers" aria-current=move || current("/controllers")>"Controllers"</a></li>
+                                    <li><a href="/peer-groups" aria-current=move || current("/peer-groups")>"Peer groups"</a></li>
+                                    <li><a href="/drill" aria-current=move || current("/drill")>"Drill"</a></li>
                                     {audit.then(|| view! { <li><a href="/audit" aria-current=move || current("/audit")>"Audit"</a></li> })}
                                     {admin.then(|| view! { <li><a href="/users" aria-current=move || current("/users")>"Users"</a></li> })}
                                 </ul>

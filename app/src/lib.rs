@@ -2,7 +2,7 @@
 //! Murmuration's dashboard: server-rendered Leptos pages that hydrate in the browser.
 //!
 //! Organised by feature (`fleet`: overview, subcloud list and detail; `alarms`; `orchestration`:
-//! rollout strategies; `auth`) with
+//! rollout strategies; `georedundancy`: controllers, peer groups, failure drill; `auth`) with
 //! shared pieces in `components`, the page frame in `layout` and live updates in `live`. Server functions live next to the pages
 //! that use them and only adapt the engine: authorise, call, map errors. The engine is a
 //! dependency only under the `ssr` feature, so nothing server-side reaches the wasm bundle.
@@ -12,6 +12,7 @@ pub mod auth;
 pub mod components;
 pub mod error;
 pub mod fleet;
+pub mod georedundancy;
 pub mod layout;
 pub mod live;
 pub mod orchestration;
@@ -93,6 +94,22 @@ pub fn App() -> impl IntoView {
                         view=orchestration::StrategyPage
                         ssr=SsrMode::Async
                     />
+                    <Route
+                        path=path!("/controllers")
+                        view=georedundancy::ControllersPage
+                        ssr=SsrMode::Async
+                    />
+                    <Route
+                        path=path!("/peer-groups")
+                        view=georedundancy::PeerGroupsPage
+                        ssr=SsrMode::Async
+                    />
+                    <Route
+                        path=path!("/peer-groups/:name")
+                        view=georedundancy::PeerGroupPage
+                        ssr=SsrMode::Async
+                    />
+                    <Route path=path!("/drill") view=georedundancy::DrillPage ssr=SsrMode::Async/>
                     <Route path=path!("/login") view=auth::LoginPage ssr=SsrMode::Async/>
                     <Route path=path!("/setup") view=auth::SetupPage ssr=SsrMode::Async/>
                     <Route path=path!("/users") view=auth::UsersPage ssr=SsrMode::Async/>

@@ -39,12 +39,41 @@ pub fn router(state: AppState) -> Router {
         .layer(CatchPanicLayer::new())
 }
 
-fn refuse(status: StatusCode, code: &str, message: impl AsRef<str>) -> Response {
-    crate::error::json_error(status, code, None, message.as_ref())
+/// Why a peer request was refused: by this surface (credentials, body, sender) or by the
+/// engine. Either way the REST API's JSON error body.
+#[derive(Debug)]
+enum Refusal {
+    Peer {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+    },
+    Engine(crate::error::HttpError),
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            Refusal::Peer {
+                status,
+                code,
+                message,
+            } => crate::error::json_error(status, code, None, &message),
+            Refusal::Engine(e) => e.into_response(),
+        }
+    }
+}
+
+fn refuse(status: StatusCode, code: &'static str, message: impl Into<String>) -> Refusal {
+    Refusal::Peer {
+        status,
+        code,
+        message: message.into(),
+    }
 }
 
 /// The authenticated sender's name, or the refusal.
-fn authenticate(s: &AppState, headers: &HeaderMap) -> Result<String, Response> {
+fn authenticate(s: &AppState, headers: &HeaderMap) -> Result<String, Refusal> {
     let unauthorized = || {
         refuse(
             StatusCode::UNAUTHORIZED,
@@ -84,17 +113,17 @@ fn same_secret(a: &str, b: &str) -> bool {
         == 0
 }
 
-fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Refusal> {
     serde_json::from_slice(body)
         .map_err(|e| refuse(StatusCode::BAD_REQUEST, "invalid", format!("body: {e}")))
 }
 
-fn engine_error(e: engine::Error) -> Response {
-    crate::error::HttpError::from(e).into_response()
+fn engine_error(e: engine::Error) -> Refusal {
+    Refusal::Engine(e.into())
 }
 
 /// The message must come from the authenticated peer it names.
-fn check_sender(authenticated: &str, claimed: &str) -> Result<(), Response> {
+fn check_sender(authenticated: &str, claimed: &str) -> Result<(), Refusal> {
     if authenticated == claimed {
         Ok(())
     } else {
@@ -106,7 +135,7 @@ fn check_sender(authenticated: &str, claimed: &str) -> Result<(), Response> {
     }
 }
 
-fn stopped(s: &AppState) -> Result<(), Response> {
+fn stopped(s: &AppState) -> Result<(), Refusal> {
     if s.engine.geo_running() {
         Ok(())
     } else {
@@ -131,7 +160,7 @@ async fn heartbeat(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -
     };
     match run.await {
         Ok(answer) => Json(answer).into_response(),
-        Err(r) => r,
+        Err(r) => r.into_response(),
     }
 }
 
@@ -145,7 +174,7 @@ async fn sync(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Res
     };
     match run.await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(r) => r,
+        Err(r) => r.into_response(),
     }
 }
 
@@ -162,7 +191,7 @@ async fn takeover(State(s): State<AppState>, headers: HeaderMap, body: Bytes) ->
     };
     match run.await {
         Ok(a) => Json(a).into_response(),
-        Err(r) => r,
+        Err(r) => r.into_response(),
     }
 }
 
@@ -186,7 +215,7 @@ async fn migrate(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> 
     };
     match run.await {
         Ok(a) => Json(a).into_response(),
-        Err(r) => r,
+        Err(r) => r.into_response(),
     }
 }
 
@@ -212,7 +241,7 @@ async fn demo_power(State(s): State<AppState>, headers: HeaderMap, body: Bytes) 
     };
     match run.await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(r) => r,
+        Err(r) => r.into_response(),
     }
 }
 

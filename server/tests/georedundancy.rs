@@ -187,9 +187,9 @@ impl Cluster {
         }
         let mut links = HashMap::new();
         for i in 0..3 {
-            for j in 0..3 {
+            for (j, to) in nodes.iter().enumerate() {
                 if i != j {
-                    links.insert((i, j), link_to(nodes[j].port).await);
+                    links.insert((i, j), link_to(to.port).await);
                 }
             }
         }
@@ -280,13 +280,22 @@ impl Cluster {
     /// Waits until the owner `k` has replicated each of its groups to every associated peer.
     async fn wait_in_sync(&self, k: usize) {
         let n = &self.nodes[k];
-        wait_for(Duration::from_secs(20), "owner's groups in sync everywhere", || async {
-            n.geo().await.groups.iter().filter(|g| g.owner == n.name).all(|g| {
-                g.associations
+        wait_for(
+            Duration::from_secs(20),
+            "owner's groups in sync everywhere",
+            || async {
+                n.geo()
+                    .await
+                    .groups
                     .iter()
-                    .all(|a| a.sync_status == engine::georedundancy::AssociationSync::InSync)
-            })
-        })
+                    .filter(|g| g.owner == n.name)
+                    .all(|g| {
+                        g.associations.iter().all(|a| {
+                            a.sync_status == engine::georedundancy::AssociationSync::InSync
+                        })
+                    })
+            },
+        )
         .await;
     }
 
@@ -328,13 +337,17 @@ async fn takeover_is_evidence_based_fenced_and_reversible(b: Backend) {
     // Every enrolled site reports to its own controller.
     let enrolled = c.sim.wait_enrolled(Duration::from_secs(60)).await;
     assert!(enrolled, "sites enrolled");
-    wait_for(Duration::from_secs(30), "every site reports to its owner", || async {
-        c.sim.sites(Selector::All).iter().all(|s| {
-            c.sites
-                .get(&s.name)
-                .is_some_and(|(_, home)| s.controller.as_deref() == Some(home.as_str()))
-        })
-    })
+    wait_for(
+        Duration::from_secs(30),
+        "every site reports to its owner",
+        || async {
+            c.sim.sites(Selector::All).iter().all(|s| {
+                c.sites
+                    .get(&s.name)
+                    .is_some_and(|(_, home)| s.controller.as_deref() == Some(home.as_str()))
+            })
+        },
+    )
     .await;
     for k in [ams, sgp] {
         wait_for(Duration::from_secs(15), "peers available", || async {
@@ -355,15 +368,24 @@ async fn takeover_is_evidence_based_fenced_and_reversible(b: Backend) {
     // 1. Cut only the controller-to-controller links of sc-dallas: the survivors stop hearing
     //    it, but its agents still reach it, so no survivor gets evidence and nothing moves.
     c.cut(dal, true);
-    wait_for(Duration::from_secs(15), "dallas unavailable to the others", || async {
-        c.nodes[ams].sees("sc-dallas").await == "unavailable"
-            && c.nodes[sgp].sees("sc-dallas").await == "unavailable"
-    })
+    wait_for(
+        Duration::from_secs(15),
+        "dallas unavailable to the others",
+        || async {
+            c.nodes[ams].sees("sc-dallas").await == "unavailable"
+                && c.nodes[sgp].sees("sc-dallas").await == "unavailable"
+        },
+    )
     .await;
     let watch_until = Instant::now() + Duration::from_millis(HEARTBEAT_MS * THRESHOLD + 5_000);
     while Instant::now() < watch_until {
         for n in &c.nodes {
-            assert_eq!(n.owners().await, before, "{} saw a group move during the cut", n.name);
+            assert_eq!(
+                n.owners().await,
+                before,
+                "{} saw a group move during the cut",
+                n.name
+            );
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -378,7 +400,10 @@ async fn takeover_is_evidence_based_fenced_and_reversible(b: Backend) {
 
     // 2. The drill says where dallas's groups would go; then SIGKILL dallas.
     let plan: TakeoverPlan = reqwest::Client::new()
-        .get(format!("{}/api/v1/geo/drill?controller=sc-dallas", c.nodes[ams].base()))
+        .get(format!(
+            "{}/api/v1/geo/drill?controller=sc-dallas",
+            c.nodes[ams].base()
+        ))
         .bearer_auth(&c.nodes[ams].token)
         .send()
         .await
@@ -393,7 +418,10 @@ async fn takeover_is_evidence_based_fenced_and_reversible(b: Backend) {
         .map(|p| (p.group.clone(), p.to.clone().unwrap()))
         .collect();
     assert_eq!(
-        expected.keys().cloned().collect::<std::collections::BTreeSet<_>>(),
+        expected
+            .keys()
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>(),
         dallas_groups.iter().cloned().collect(),
     );
     let killed_at = Instant::now();
@@ -441,10 +469,16 @@ async fn takeover_is_evidence_based_fenced_and_reversible(b: Backend) {
 
     // 3. Restart dallas on its old store: it learns it lost its groups and stays secondary.
     c.nodes[dal].start().await;
-    wait_for(Duration::from_secs(20), "restarted dallas is secondary", || async {
-        let o = c.nodes[dal].owners().await;
-        expected.iter().all(|(g, to)| o.get(g).is_some_and(|(x, _)| x == to))
-    })
+    wait_for(
+        Duration::from_secs(20),
+        "restarted dallas is secondary",
+        || async {
+            let o = c.nodes[dal].owners().await;
+            expected
+                .iter()
+                .all(|(g, to)| o.get(g).is_some_and(|(x, _)| x == to))
+        },
+    )
     .await;
     tokio::time::sleep(Duration::from_millis(REPORT_MS * 3)).await;
     for (g, to) in &expected {
@@ -457,22 +491,31 @@ async fn takeover_is_evidence_based_fenced_and_reversible(b: Backend) {
     let group = dallas_groups[0].clone();
     let epoch_before = c.nodes[ams].owners().await[&group].1;
     let res = reqwest::Client::new()
-        .post(format!("{}/api/v1/peer-groups/{group}/failback", c.nodes[dal].base()))
+        .post(format!(
+            "{}/api/v1/peer-groups/{group}/failback",
+            c.nodes[dal].base()
+        ))
         .bearer_auth(&c.nodes[dal].token)
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK, "{:?}", res.text().await);
     let members = c.members(&group);
-    wait_for(Duration::from_secs(20), "failed-back sites report to dallas", || async {
-        c.reporting_to(&members, "sc-dallas") == members.len()
-    })
+    wait_for(
+        Duration::from_secs(20),
+        "failed-back sites report to dallas",
+        || async { c.reporting_to(&members, "sc-dallas") == members.len() },
+    )
     .await;
     for n in &c.nodes {
-        wait_for(Duration::from_secs(10), "every controller knows the failback", || async {
-            let (o, e) = n.owners().await[&group].clone();
-            o == "sc-dallas" && e > epoch_before
-        })
+        wait_for(
+            Duration::from_secs(10),
+            "every controller knows the failback",
+            || async {
+                let (o, e) = n.owners().await[&group].clone();
+                o == "sc-dallas" && e > epoch_before
+            },
+        )
         .await;
     }
     c.assert_no_split_brain();
@@ -483,14 +526,28 @@ async fn takeover_is_evidence_based_fenced_and_reversible(b: Backend) {
         "managed": 0, "maintenance_until": null, "claims": [], "evidence": [], "hears": []});
     let ams_base = c.nodes[ams].base();
     for (peer, secret, status) in [
-        (Some("sc-dallas"), Some("wrong-secret-wrong-secret"), StatusCode::UNAUTHORIZED),
-        (Some("sc-nowhere"), Some("test-peer-secret-0-1"), StatusCode::UNAUTHORIZED),
+        (
+            Some("sc-dallas"),
+            Some("wrong-secret-wrong-secret"),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            Some("sc-nowhere"),
+            Some("test-peer-secret-0-1"),
+            StatusCode::UNAUTHORIZED,
+        ),
         (None, Some("test-peer-secret-0-1"), StatusCode::UNAUTHORIZED),
         (Some("sc-dallas"), None, StatusCode::UNAUTHORIZED),
         // Right secret for singapore, but the heartbeat claims to be from dallas.
-        (Some("sc-singapore"), Some("test-peer-secret-0-2"), StatusCode::FORBIDDEN),
+        (
+            Some("sc-singapore"),
+            Some("test-peer-secret-0-2"),
+            StatusCode::FORBIDDEN,
+        ),
     ] {
-        let mut req = client.post(format!("{ams_base}/peer/v1/heartbeat")).json(&hb);
+        let mut req = client
+            .post(format!("{ams_base}/peer/v1/heartbeat"))
+            .json(&hb);
         if let Some(p) = peer {
             req = req.header("x-murmur-peer", p);
         }
@@ -547,7 +604,10 @@ async fn shortfall(b: Backend) {
     }
     c.wait_in_sync(dal).await;
     let plan: TakeoverPlan = reqwest::Client::new()
-        .get(format!("{}/api/v1/geo/drill?controller=sc-dallas", c.nodes[ams].base()))
+        .get(format!(
+            "{}/api/v1/geo/drill?controller=sc-dallas",
+            c.nodes[ams].base()
+        ))
         .bearer_auth(&c.nodes[ams].token)
         .send()
         .await
@@ -555,7 +615,10 @@ async fn shortfall(b: Backend) {
         .json()
         .await
         .unwrap();
-    assert!(!plan.shortfall.is_empty(), "the drill shows a shortfall: {plan:?}");
+    assert!(
+        !plan.shortfall.is_empty(),
+        "the drill shows a shortfall: {plan:?}"
+    );
     for p in &plan.placements {
         match &p.to {
             None => assert!(plan.shortfall.contains(&p.group) && p.reason.contains("headroom")),
@@ -569,21 +632,29 @@ async fn shortfall(b: Backend) {
     let before = c.nodes[ams].owners().await;
     assert!(before.values().all(|(_, e)| *e == 1));
     c.nodes[dal].child.as_mut().unwrap().kill().await.unwrap();
-    wait_for(Duration::from_secs(30), "placed groups move, the others wait with an alarm", || async {
-        let geo = c.nodes[ams].geo().await;
-        let owners: HashMap<_, _> = geo.groups.iter().map(|g| (g.name.clone(), g.owner.clone())).collect();
-        let placed = plan.placements.iter().all(|p| match &p.to {
-            Some(to) => owners.get(&p.group) == Some(to),
-            None => owners.get(&p.group).map(String::as_str) == Some("sc-dallas"),
-        });
-        let alarm = geo
-            .peers
-            .iter()
-            .find(|p| p.name == "sc-dallas")
-            .and_then(|p| p.active_alarms.iter().find(|a| a.alarm_id == "280.910"))
-            .is_some_and(|a| plan.shortfall.iter().all(|g| a.reason.contains(g.as_str())));
-        placed && alarm
-    })
+    wait_for(
+        Duration::from_secs(30),
+        "placed groups move, the others wait with an alarm",
+        || async {
+            let geo = c.nodes[ams].geo().await;
+            let owners: HashMap<_, _> = geo
+                .groups
+                .iter()
+                .map(|g| (g.name.clone(), g.owner.clone()))
+                .collect();
+            let placed = plan.placements.iter().all(|p| match &p.to {
+                Some(to) => owners.get(&p.group) == Some(to),
+                None => owners.get(&p.group).map(String::as_str) == Some("sc-dallas"),
+            });
+            let alarm = geo
+                .peers
+                .iter()
+                .find(|p| p.name == "sc-dallas")
+                .and_then(|p| p.active_alarms.iter().find(|a| a.alarm_id == "280.910"))
+                .is_some_and(|a| plan.shortfall.iter().all(|g| a.reason.contains(g.as_str())));
+            placed && alarm
+        },
+    )
     .await;
     c.assert_no_split_brain();
     c.sim.shutdown().await;

@@ -42,6 +42,8 @@ impl TestApp {
             public_url: None,
             session,
             health: Default::default(),
+            geo: None,
+            demo: false,
         };
         let app = Application::build(&config, engine.clone())
             .await

@@ -91,6 +91,53 @@ impl Answer {
     }
 }
 
+/// Geo-redundancy as sc-amsterdam (demo mode), with peers on closed ports: they never
+/// answer, so every geo route has something to do. pg-eu-west (home sc-amsterdam) is set as
+/// taken over by sc-dallas, so a failback has somewhere to go.
+async fn start_geo(engine: &Engine, base: &str) {
+    let closed = |n: u16| format!("http://127.0.0.1:{n}");
+    engine
+        .start_agent_gateway(engine::agents::IntakePolicy {
+            this_controller: engine::agents::wire::ControllerRef {
+                name: "sc-amsterdam".into(),
+                url: base.to_string(),
+            },
+            ..Default::default()
+        })
+        .await
+        .expect("gateway");
+    let peers = ["sc-dallas", "sc-singapore"]
+        .iter()
+        .enumerate()
+        .map(|(k, n)| engine::georedundancy::PeerConfig {
+            name: n.to_string(),
+            url: closed(9 + k as u16),
+            secret: "security-test-peer-secret".into(),
+        })
+        .collect();
+    let config = engine::georedundancy::GeoConfig {
+        this: "sc-amsterdam".into(),
+        url: base.to_string(),
+        capacity: 100,
+        reserved_capacity: 10,
+        heartbeat: engine::georedundancy::HeartbeatSettings::default(),
+        peers,
+        quorum_percent: 50,
+        evidence_window_ms: 30_000,
+        resync_ms: 10_000,
+        demo: true,
+    };
+    let link = server::peers::HttpPeerLink::new("sc-amsterdam", Duration::from_secs(1)).unwrap();
+    sqlx::query(
+        "UPDATE peer_groups SET leader_id = (SELECT id FROM system_controllers WHERE name = 'sc-dallas') \
+         WHERE name = 'pg-eu-west'",
+    )
+    .execute(engine.store().pool())
+    .await
+    .unwrap();
+    engine.start_geo(config, link).await.expect("geo");
+}
+
 impl TestApp {
     async fn spawn(backend: Backend) -> Self {
         Self::spawn_with(backend, None).await
@@ -109,11 +156,14 @@ impl TestApp {
             public_url: public_url.map(str::to_string),
             session: Default::default(),
             health: Default::default(),
+            geo: None,
+            demo: false,
         };
         let app = Application::build(&config, engine.clone())
             .await
             .expect("build app");
         let base = format!("http://{}", app.local_addr());
+        start_geo(&engine, &base).await;
         let origin = app.public_origin().to_string();
         tokio::spawn(app.run_until_stopped());
         let client = reqwest::Client::builder()
@@ -676,8 +726,31 @@ fn route_table(subcloud: &str, own_token: i64, alarm: i64) -> Vec<Route> {
             format!("/orchestration/{STRATEGY}?state=initial"),
             Anyone,
         ),
+        get(Page, "/controllers", "/controllers".into(), Anyone),
+        get(Page, "/peer-groups", "/peer-groups".into(), Anyone),
+        get(
+            Page,
+            "/peer-groups/{name}",
+            "/peer-groups/pg-na-west?to=sc-singapore".into(),
+            Anyone,
+        ),
+        get(Page, "/drill", "/drill?controller=sc-dallas".into(), Anyone),
         // REST.
         get(Rest, "/api/v1/overview", "/api/v1/overview".into(), Anyone),
+        get(Rest, "/api/v1/geo", "/api/v1/geo".into(), Anyone),
+        get(
+            Rest,
+            "/api/v1/geo/drill",
+            "/api/v1/geo/drill?controller=sc-singapore".into(),
+            Anyone,
+        ),
+        get(Rest, "/api/v1/system-peers", "/api/v1/system-peers".into(), Anyone),
+        get(
+            Rest,
+            "/api/v1/peer-groups/{name}",
+            "/api/v1/peer-groups/pg-oceania".into(),
+            Anyone,
+        ),
         get(
             Rest,
             "/api/v1/subclouds",
@@ -797,6 +870,25 @@ fn route_table(subcloud: &str, own_token: i64, alarm: i64) -> Vec<Route> {
             format!("/ui/orchestration/subcloud-steps?name={subcloud}"),
             Anyone,
         ),
+        get(ServerFn, "/ui/geo/overview", "/ui/geo/overview".into(), Anyone),
+        get(
+            ServerFn,
+            "/ui/geo/peer-group",
+            "/ui/geo/peer-group?name=pg-eu-west".into(),
+            Anyone,
+        ),
+        get(
+            ServerFn,
+            "/ui/geo/drill",
+            "/ui/geo/drill?controller=sc-dallas".into(),
+            Anyone,
+        ),
+        get(
+            ServerFn,
+            "/ui/geo/migrate-preview",
+            "/ui/geo/migrate-preview?group=pg-eu-west&to=sc-singapore".into(),
+            Anyone,
+        ),
         // Server functions: changes.
         post(
             ServerFn,
@@ -869,6 +961,31 @@ fn route_table(subcloud: &str, own_token: i64, alarm: i64) -> Vec<Route> {
             "/ui/orchestration/action",
             form(&[("id", &STRATEGY.to_string()), ("action", "abort")]),
             Operate,
+        ),
+        // sc-dallas never answers: the operator's migrate takes its group here.
+        post(
+            ServerFn,
+            "/ui/geo/migrate",
+            form(&[("group", "pg-na-east"), ("to", "sc-amsterdam")]),
+            Operate,
+        ),
+        post(
+            ServerFn,
+            "/ui/geo/fail-back",
+            form(&[("group", "pg-eu-west")]),
+            Operate,
+        ),
+        post(
+            ServerFn,
+            "/ui/geo/takeover-paused",
+            form(&[("paused", "true")]),
+            Operate,
+        ),
+        post(
+            ServerFn,
+            "/ui/geo/demo-controller",
+            form(&[("controller", "sc-amsterdam"), ("running", "true")]),
+            Admin,
         ),
         // Form posts.
         post(Form, "/logout", String::new(), OwnAccount),
@@ -1248,6 +1365,9 @@ async fn crawl_admin_can_do_everything(b: Backend) {
         "token.revoke",
         "user.password_change",
         "alarm.acknowledged",
+        "geo.migrate",
+        "geo.takeover_paused",
+        "demo.controller_started",
         "auth.logout",
     ] {
         assert!(actions.iter().any(|x| x == a), "no {a} in {actions:?}");

@@ -606,8 +606,8 @@ async fn seed_topology(tx: &mut Transaction<'_, Any>, n: u32, now: i64) -> Resul
     for (name, leader, max_rehoming) in PEER_GROUPS {
         sqlx::query(
             "INSERT INTO peer_groups (name, priority, state, max_subcloud_rehoming, leader_id, \
-             home_controller_id, migration_status, owner_epoch, created_at, updated_at) \
-             VALUES ($1, 0, 'enabled', $2, $3, $3, 'none', 1, $4, $4) ON CONFLICT (name) DO NOTHING",
+             home_controller_id, migration_status, owner_epoch, owned_since, created_at, updated_at) \
+             VALUES ($1, 0, 'enabled', $2, $3, $3, 'none', 1, $4, $4, $4) ON CONFLICT (name) DO NOTHING",
         )
         .bind(name)
         .bind(max_rehoming)

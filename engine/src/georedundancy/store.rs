@@ -349,6 +349,7 @@ impl Engine {
 
     /// Moves `group` to this controller (`this`) at a new epoch, if its owner and epoch are
     /// still `owner` and `epoch`. The subclouds wait for the rehoming ramp.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn geo_take_over_tx(
         &self,
         this: &str,

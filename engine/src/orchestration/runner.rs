@@ -799,9 +799,12 @@ impl Engine {
         let scan = i64::try_from(slots).unwrap_or(i64::MAX).saturating_mul(4) + 2_000;
         let rows = sqlx::query(
             "SELECT st.id, st.subcloud_id, st.attempt, st.details, st.from_version, st.started_at, \
-             s.availability, s.timezone, s.software_version, COALESCE(pg.owner_epoch, 0) \
+             s.availability, s.timezone, s.software_version, COALESCE(pg.owner_epoch, 0), \
+             COALESCE(lc.name, sc.name), s.rehome_status \
              FROM strategy_steps st JOIN subclouds s ON s.id = st.subcloud_id \
              LEFT JOIN peer_groups pg ON pg.id = s.peer_group_id \
+             LEFT JOIN system_controllers lc ON lc.id = pg.leader_id \
+             JOIN system_controllers sc ON sc.id = s.controller_id \
              WHERE st.strategy_id = $1 AND st.wave = $2 AND st.state = 'initial' \
              AND (st.not_before IS NULL OR st.not_before <= $3) \
              ORDER BY st.position LIMIT $4",
@@ -815,6 +818,9 @@ impl Engine {
         let spec = &a.spec;
         let action = spec.command();
         let mut started = 0u64;
+        // With geo-redundancy, only sites this controller manages get commands here; the
+        // others wait (their agents would ignore a non-owner's commands anyway).
+        let this = self.geo_runtime().map(|g| g.config().this.clone());
         for r in &rows {
             if started >= slots {
                 break;
@@ -830,6 +836,17 @@ impl Engine {
                     w.waiting.push((id, why));
                 }
             };
+            if let Some(this) = &this {
+                let owner: String = r.try_get(10)?;
+                if owner != *this {
+                    wait(format!("waiting: the site is managed by {owner}"));
+                    continue;
+                }
+                if r.try_get::<&str, _>(11)? == "waiting" {
+                    wait("waiting: the site is being rehomed here".into());
+                    continue;
+                }
+            }
             if let Some(other) = busy.get(&subcloud_id).filter(|o| **o != a.id) {
                 wait(format!("waiting: the site is busy with strategy {other}"));
                 continue;
