@@ -33,6 +33,8 @@ LIVE_PORT=$((PORT - 2))
 SIM_PORT=$((PORT - 3))
 GEO_PORT=$((PORT - 4))
 GEO_SIM_PORT=$((PORT - 5))
+FAILOVER_PORT=$((PORT - 6))
+FAILOVER_SIM_PORT=$((PORT - 7))
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -65,12 +67,17 @@ start_demo "$LIVE_PORT" live 300 --single-controller --sim-control "127.0.0.1:$S
 # others listen on free ports), 300 simulated sites reporting to their owners.
 start_demo "$GEO_PORT" geo 300 --sim-control "127.0.0.1:$GEO_SIM_PORT" --report-interval-ms 2000 \
   --heartbeat-interval-ms 1000
+# The same, for the one browser test that stops a controller and fails a group back.
+start_demo "$FAILOVER_PORT" failover 300 --sim-control "127.0.0.1:$FAILOVER_SIM_PORT" \
+  --report-interval-ms 2000 --heartbeat-interval-ms 1000
 wait_healthy "$PORT" e2e
 wait_healthy "$SHORT_PORT" short
 wait_healthy "$LIVE_PORT" live
 wait_healthy "$GEO_PORT" geo
+wait_healthy "$FAILOVER_PORT" failover
 (cd end2end && BASE_URL="http://127.0.0.1:$PORT" SHORT_SESSION_URL="http://127.0.0.1:$SHORT_PORT" \
   LIVE_URL="http://127.0.0.1:$LIVE_PORT" SIM_CONTROL_URL="http://127.0.0.1:$SIM_PORT" \
-  GEO_URL="http://127.0.0.1:$GEO_PORT" GEO_SIM_CONTROL_URL="http://127.0.0.1:$GEO_SIM_PORT" npx playwright test) \
+  GEO_URL="http://127.0.0.1:$GEO_PORT" GEO_SIM_CONTROL_URL="http://127.0.0.1:$GEO_SIM_PORT" \
+  GEO_FAILOVER_URL="http://127.0.0.1:$FAILOVER_PORT" npx playwright test) \
   || { tail -n 50 "$DATA/e2e.log" >&2; exit 1; }
 log "all tests passed"

@@ -529,6 +529,7 @@ async fn run_peer_demo(config: Config, main: Engine, args: &DemoArgs) -> anyhow:
             quorum_percent: 50,
             evidence_window_ms: None,
             resync_ms: 5_000,
+            failback_hold_down_s: 0,
             peers: apps
                 .iter()
                 .enumerate()

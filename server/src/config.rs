@@ -86,6 +86,10 @@ pub struct GeoFileConfig {
     /// Refresh of secondary copies without edits.
     #[serde(default = "default_resync_ms")]
     pub resync_ms: u64,
+    /// Groups whose home is this controller come back automatically once it has been
+    /// available again this long (seconds); 0: failback is an operator action.
+    #[serde(default)]
+    pub failback_hold_down_s: u64,
     #[serde(default)]
     pub peers: Vec<GeoPeerFileConfig>,
 }
@@ -165,6 +169,7 @@ impl GeoFileConfig {
                 .evidence_window_ms
                 .unwrap_or(report_interval_ms.saturating_mul(3)),
             resync_ms: self.resync_ms.max(1_000),
+            failback_hold_down_s: self.failback_hold_down_s,
             demo,
         };
         config

@@ -10,25 +10,17 @@
 //! credentials are refused. A second test checks a capacity shortfall: the plan and the alarm.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use agent::sim::{Selector, SimConfig, SimHandle, Simulator, SiteSpec};
-use engine::agents::wire::ControllerRef;
 use engine::both_backends;
-use engine::georedundancy::{GeoOverview, TakeoverPlan};
+use engine::georedundancy::TakeoverPlan;
 use engine::store::Backend;
-use engine::testing::TestDb;
 use reqwest::StatusCode;
 use serde_json::json;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::process::{Child, Command};
-use tokio::sync::watch;
 
 mod common;
-use common::{free_port, seeded_store, wait_for};
+use common::geo::{Cluster, Settings, HEARTBEAT_MS, THRESHOLD};
+use common::wait_for;
 
 both_backends!(takeover_is_evidence_based_fenced_and_reversible);
 
@@ -37,318 +29,12 @@ async fn capacity_shortfall_is_planned_and_alarmed() {
     shortfall(Backend::Sqlite).await;
 }
 
-const NAMES: [&str; 3] = ["sc-amsterdam", "sc-dallas", "sc-singapore"];
-const HEARTBEAT_MS: u64 = 1_000;
-const THRESHOLD: u64 = 3;
 const REPORT_MS: u64 = 1_000;
 
-/// A TCP proxy for one direction of one controller-to-controller link; `cut` drops every
-/// connection through it and refuses new ones until healed.
-struct Link {
-    port: u16,
-    cut: watch::Sender<bool>,
-}
-
-async fn link_to(target: u16) -> Link {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let (cut, rx) = watch::channel(false);
-    let target = SocketAddr::from(([127, 0, 0, 1], target));
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut inbound, _)) = listener.accept().await else {
-                continue;
-            };
-            if *rx.borrow() {
-                continue;
-            }
-            let mut rx = rx.clone();
-            tokio::spawn(async move {
-                let Ok(mut outbound) = TcpStream::connect(target).await else {
-                    return;
-                };
-                tokio::select! {
-                    _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                    _ = rx.wait_for(|c| *c) => {}
-                }
-            });
-        }
-    });
-    Link { port, cut }
-}
-
-struct Node {
-    name: &'static str,
-    db: TestDb,
-    port: u16,
-    token: String,
-    config: PathBuf,
-    child: Option<Child>,
-}
-
-impl Node {
-    fn base(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    async fn start(&mut self) {
-        let child = Command::new(env!("CARGO_BIN_EXE_murmur"))
-            .args([
-                "--config",
-                &self.config.to_string_lossy(),
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{}", self.port),
-                "--database-url",
-                &self.db.url,
-                "--site-root",
-                &std::env::temp_dir().to_string_lossy(),
-                "--controller-name",
-                self.name,
-                "--report-interval-ms",
-                &REPORT_MS.to_string(),
-                "--offline-after-missed",
-                "3",
-                "--online-after-reports",
-                "2",
-                "--health-tick-ms",
-                "250",
-            ])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start murmur serve");
-        self.child = Some(child);
-        let base = self.base();
-        wait_for(Duration::from_secs(30), "controller /healthz", || async {
-            reqwest::get(format!("{base}/healthz"))
-                .await
-                .map(|r| r.status() == StatusCode::OK)
-                .unwrap_or(false)
-        })
-        .await;
-    }
-
-    async fn geo(&self) -> GeoOverview {
-        let res = reqwest::Client::new()
-            .get(format!("{}/api/v1/geo", self.base()))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .expect("GET /geo");
-        assert_eq!(res.status(), StatusCode::OK);
-        res.json().await.expect("geo JSON")
-    }
-
-    async fn owners(&self) -> HashMap<String, (String, u64)> {
-        self.geo()
-            .await
-            .groups
-            .into_iter()
-            .map(|g| (g.name, (g.owner, g.owner_epoch)))
-            .collect()
-    }
-
-    async fn sees(&self, peer: &str) -> String {
-        self.geo()
-            .await
-            .peers
-            .into_iter()
-            .find(|p| p.name == peer)
-            .map(|p| p.availability.to_string())
-            .unwrap_or_default()
-    }
-}
-
-struct Cluster {
-    nodes: Vec<Node>,
-    /// (from, to) -> link.
-    links: HashMap<(usize, usize), Link>,
-    sim: SimHandle,
-    /// Site -> its peer group (None: ungrouped) and its original controller.
-    sites: HashMap<String, (Option<String>, String)>,
-}
-
-impl Cluster {
-    async fn start(b: Backend, subclouds: u32, capacity: [(u64, u64); 3]) -> Self {
-        let mut nodes = Vec::new();
-        for name in NAMES {
-            let db = TestDb::new(b).await;
-            let (_engine, token, _) = seeded_store(&db, subclouds).await;
-            nodes.push(Node {
-                name,
-                db,
-                port: free_port(),
-                token,
-                config: PathBuf::new(),
-                child: None,
-            });
-        }
-        let mut links = HashMap::new();
-        for i in 0..3 {
-            for (j, to) in nodes.iter().enumerate() {
-                if i != j {
-                    links.insert((i, j), link_to(to.port).await);
-                }
-            }
-        }
-        let secret = |i: usize, j: usize| format!("test-peer-secret-{}-{}", i.min(j), i.max(j));
-        let dir = std::env::temp_dir();
-        for i in 0..3 {
-            let mut toml = format!(
-                "[geo]\ncapacity = {}\nreserved_capacity = {}\nheartbeat_interval_ms = {HEARTBEAT_MS}\n\
-                 heartbeat_failure_threshold = {THRESHOLD}\nheartbeat_failure_policy = \"rehome\"\n\
-                 resync_ms = 2000\n",
-                capacity[i].0, capacity[i].1
-            );
-            for j in 0..3 {
-                if i != j {
-                    toml.push_str(&format!(
-                        "[[geo.peers]]\nname = \"{}\"\nurl = \"http://127.0.0.1:{}\"\nsecret = \"{}\"\n",
-                        NAMES[j],
-                        links[&(i, j)].port,
-                        secret(i, j)
-                    ));
-                }
-            }
-            let path = dir.join(format!("murmur-geo-{}-{}.toml", nodes[i].port, NAMES[i]));
-            std::fs::write(&path, toml).unwrap();
-            nodes[i].config = path;
-        }
-        // Enrollment tokens from each site's own controller, before the controllers start.
-        let mut specs = Vec::new();
-        let mut sites = HashMap::new();
-        for n in &nodes {
-            let engine = n.db.engine().await;
-            for e in engine
-                .issue_enrollments(
-                    &engine::auth::Actor::system(),
-                    &engine::agents::EnrollmentRequest {
-                        subclouds: vec![],
-                        all: true,
-                    },
-                )
-                .await
-                .unwrap()
-            {
-                if e.controller == n.name {
-                    specs.push(SiteSpec::from(e));
-                }
-            }
-            if sites.is_empty() {
-                let rows: Vec<(String, Option<String>, String)> = sqlx::query_as(
-                    "SELECT s.name, p.name, c.name FROM subclouds s \
-                     LEFT JOIN peer_groups p ON p.id = s.peer_group_id \
-                     JOIN system_controllers c ON c.id = s.controller_id",
-                )
-                .fetch_all(engine.store().pool())
-                .await
-                .unwrap();
-                for (s, g, c) in rows {
-                    sites.insert(s, (g, c));
-                }
-            }
-        }
-        for n in nodes.iter_mut() {
-            n.start().await;
-        }
-        let sim = Simulator::start(
-            SimConfig {
-                controllers: nodes
-                    .iter()
-                    .map(|n| ControllerRef {
-                        name: n.name.to_string(),
-                        url: n.base(),
-                    })
-                    .collect(),
-                seed: 11,
-                ..Default::default()
-            },
-            specs,
-        )
-        .await
-        .expect("simulator");
-        Cluster {
-            nodes,
-            links,
-            sim,
-            sites,
-        }
-    }
-
-    /// Waits until the owner `k` has replicated each of its groups to every associated peer.
-    async fn wait_in_sync(&self, k: usize) {
-        let n = &self.nodes[k];
-        wait_for(
-            Duration::from_secs(20),
-            "owner's groups in sync everywhere",
-            || async {
-                n.geo()
-                    .await
-                    .groups
-                    .iter()
-                    .filter(|g| g.owner == n.name)
-                    .all(|g| {
-                        g.associations.iter().all(|a| {
-                            a.sync_status == engine::georedundancy::AssociationSync::InSync
-                        })
-                    })
-            },
-        )
-        .await;
-    }
-
-    fn cut(&self, k: usize, cut: bool) {
-        for ((i, j), l) in &self.links {
-            if *i == k || *j == k {
-                let _ = l.cut.send(cut);
-            }
-        }
-    }
-
-    /// Sites whose last answer named `owner` and that report to it, among `names`.
-    fn reporting_to(&self, names: &[String], owner: &str) -> usize {
-        self.sim
-            .sites(Selector::Sites(names.to_vec()))
-            .iter()
-            .filter(|s| s.controller.as_deref() == Some(owner) && s.owner.as_deref() == Some(owner))
-            .count()
-    }
-
-    fn members(&self, group: &str) -> Vec<String> {
-        self.sites
-            .iter()
-            .filter(|(_, (g, _))| g.as_deref() == Some(group))
-            .map(|(s, _)| s.clone())
-            .collect()
-    }
-
-    fn assert_no_split_brain(&self) {
-        let st = self.sim.stats();
-        assert_eq!(st.owner_conflicts, 0, "two owners claimed one epoch");
-        assert_eq!(st.epoch_regressions, 0, "a site obeyed a deposed owner");
-    }
-}
-
 async fn takeover_is_evidence_based_fenced_and_reversible(b: Backend) {
-    let mut c = Cluster::start(b, 1000, [(1000, 100); 3]).await;
+    let mut c = Cluster::start(b, Settings::new(1000)).await;
     let (ams, dal, sgp) = (0, 1, 2);
-    // Every enrolled site reports to its own controller.
-    let enrolled = c.sim.wait_enrolled(Duration::from_secs(60)).await;
-    assert!(enrolled, "sites enrolled");
-    wait_for(
-        Duration::from_secs(30),
-        "every site reports to its owner",
-        || async {
-            c.sim.sites(Selector::All).iter().all(|s| {
-                c.sites
-                    .get(&s.name)
-                    .is_some_and(|(_, home)| s.controller.as_deref() == Some(home.as_str()))
-            })
-        },
-    )
-    .await;
+    c.wait_all_home().await;
     for k in [ams, sgp] {
         wait_for(Duration::from_secs(15), "peers available", || async {
             c.nodes[k].sees("sc-dallas").await == "available"
@@ -593,9 +279,16 @@ async fn takeover_is_evidence_based_fenced_and_reversible(b: Backend) {
 async fn shortfall(b: Backend) {
     // 300 sites; each controller manages about a third. Amsterdam has room beyond its reserve
     // for a small group only; Singapore for none.
-    let mut c = Cluster::start(b, 300, [(160, 20), (1000, 100), (100, 10)]).await;
+    let mut c = Cluster::start(
+        b,
+        Settings {
+            capacity: [(160, 20), (1000, 100), (100, 10)],
+            ..Settings::new(300)
+        },
+    )
+    .await;
     let (ams, dal, sgp) = (0, 1, 2);
-    assert!(c.sim.wait_enrolled(Duration::from_secs(60)).await);
+    c.wait_all_home().await;
     for k in [ams, sgp] {
         wait_for(Duration::from_secs(15), "peers available", || async {
             c.nodes[k].sees("sc-dallas").await == "available"
@@ -656,6 +349,186 @@ async fn shortfall(b: Backend) {
         },
     )
     .await;
+    c.assert_no_split_brain();
+    c.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_alarm_waits_for_an_operator() {
+    let mut c = Cluster::start(
+        Backend::Sqlite,
+        Settings {
+            geo_extra: "heartbeat_failure_policy = \"alarm\"\n".into(),
+            ..Settings::new(300)
+        },
+    )
+    .await;
+    let (ams, dal, sgp) = (0, 1, 2);
+    c.wait_all_home().await;
+    for k in [ams, sgp] {
+        wait_for(Duration::from_secs(15), "peers available", || async {
+            c.nodes[k].sees("sc-dallas").await == "available"
+        })
+        .await;
+    }
+    c.wait_in_sync(dal).await;
+    let before = c.nodes[ams].owners().await;
+    let group = before
+        .iter()
+        .filter(|(_, (o, _))| o == "sc-dallas")
+        .map(|(g, _)| g.clone())
+        .min()
+        .expect("dallas owns a group");
+    c.nodes[dal].child.as_mut().unwrap().kill().await.unwrap();
+    // Detected and alarmed, naming the groups that wait.
+    wait_for(
+        Duration::from_secs(20),
+        "280.005 raised for dallas",
+        || async {
+            let geo = c.nodes[ams].geo().await;
+            geo.peers.iter().any(|p| {
+                p.name == "sc-dallas"
+                    && p.active_alarms
+                        .iter()
+                        .any(|a| a.alarm_id == "280.005" && a.reason.contains(group.as_str()))
+            })
+        },
+    )
+    .await;
+    // Agents have failed over (evidence is there), but nothing moves by itself.
+    tokio::time::sleep(Duration::from_millis(REPORT_MS * 3 + 2_000)).await;
+    assert_eq!(c.nodes[ams].owners().await, before);
+    assert_eq!(c.nodes[sgp].owners().await, before);
+    // The operator's migrate, previewed first.
+    let client = reqwest::Client::new();
+    let preview: serde_json::Value = client
+        .post(format!(
+            "{}/api/v1/peer-groups/{group}/migrate-preview",
+            c.nodes[ams].base()
+        ))
+        .bearer_auth(&c.nodes[ams].token)
+        .json(&json!({"to": "sc-singapore"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(preview["allowed"], true, "{preview}");
+    assert_eq!(preview["owner_available"], false, "{preview}");
+    assert!(
+        preview["evidence_unreachable"].as_u64().unwrap_or(0) > 0,
+        "{preview}"
+    );
+    assert_eq!(
+        c.nodes[ams].owners().await,
+        before,
+        "a preview changes nothing"
+    );
+    let res = client
+        .post(format!(
+            "{}/api/v1/peer-groups/{group}/migrate",
+            c.nodes[ams].base()
+        ))
+        .bearer_auth(&c.nodes[ams].token)
+        .json(&json!({"to": "sc-singapore"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "{:?}", res.text().await);
+    let members = c.members(&group);
+    wait_for(
+        Duration::from_secs(20),
+        "migrated sites report to singapore",
+        || async { c.reporting_to(&members, "sc-singapore") == members.len() },
+    )
+    .await;
+    // The other groups still wait for an operator.
+    let after = c.nodes[sgp].owners().await;
+    for (g, (o, _)) in &before {
+        if *g != group && o == "sc-dallas" {
+            assert_eq!(after[g].0, "sc-dallas", "{g} moved without an operator");
+        }
+    }
+    c.assert_no_split_brain();
+    c.sim.shutdown().await;
+}
+
+/// Policy `delegate`: sc-singapore decides for everyone. And a failback hold-down brings the
+/// groups home automatically after the old owner returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_delegate_lets_the_named_controller_decide_and_failback_is_automatic() {
+    let mut c = Cluster::start(
+        Backend::Sqlite,
+        Settings {
+            geo_extra: "heartbeat_failure_policy = \"delegate\"\ndelegate_to = \"sc-singapore\"\n\
+                        failback_hold_down_s = 3\n"
+                .into(),
+            ..Settings::new(300)
+        },
+    )
+    .await;
+    let (ams, dal, sgp) = (0, 1, 2);
+    c.wait_all_home().await;
+    for k in [ams, sgp] {
+        wait_for(Duration::from_secs(15), "peers available", || async {
+            c.nodes[k].sees("sc-dallas").await == "available"
+        })
+        .await;
+    }
+    c.wait_in_sync(dal).await;
+    let before = c.nodes[ams].owners().await;
+    let dallas_groups: Vec<String> = before
+        .iter()
+        .filter(|(_, (o, _))| o == "sc-dallas")
+        .map(|(g, _)| g.clone())
+        .collect();
+    c.nodes[dal].child.as_mut().unwrap().kill().await.unwrap();
+    wait_for(Duration::from_secs(30), "dallas's groups moved", || async {
+        let o = c.nodes[ams].owners().await;
+        dallas_groups.iter().all(|g| o[g].0 != "sc-dallas")
+    })
+    .await;
+    // Every move was decided by sc-singapore: its own takeovers, or its orders to amsterdam
+    // (as the new owner recorded them).
+    let moved = c.nodes[ams].owners().await;
+    for g in &dallas_groups {
+        let owner = c.nodes.iter().find(|n| n.name == moved[g].0).unwrap();
+        let view: engine::georedundancy::PeerGroupView = reqwest::Client::new()
+            .get(format!("{}/api/v1/peer-groups/{g}", owner.base()))
+            .bearer_auth(&owner.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let last = &view.history[0];
+        assert_eq!(last.from_controller, "sc-dallas");
+        assert!(
+            last.to_controller == "sc-singapore" || last.reason.contains("sc-singapore"),
+            "{g}: {last:?}"
+        );
+    }
+    c.assert_no_split_brain();
+    // Dallas returns; 3 s after it is heard again its groups come home by themselves.
+    c.nodes[dal].start().await;
+    wait_for(Duration::from_secs(30), "automatic failback", || async {
+        let o = c.nodes[dal].owners().await;
+        dallas_groups
+            .iter()
+            .all(|g| o[g].0 == "sc-dallas" && o[g].1 > before[g].1)
+    })
+    .await;
+    for g in &dallas_groups {
+        let m = c.members(g);
+        wait_for(
+            Duration::from_secs(20),
+            "sites back with dallas",
+            || async { c.reporting_to(&m, "sc-dallas") == m.len() },
+        )
+        .await;
+    }
     c.assert_no_split_brain();
     c.sim.shutdown().await;
 }

@@ -125,6 +125,7 @@ async fn start_geo(engine: &Engine, base: &str) {
         quorum_percent: 50,
         evidence_window_ms: 30_000,
         resync_ms: 10_000,
+        failback_hold_down_s: 0,
         demo: true,
     };
     let link = server::peers::HttpPeerLink::new("sc-amsterdam", Duration::from_secs(1)).unwrap();

@@ -850,7 +850,14 @@ impl Engine {
                 entry.secret_hash = Some(sha256(&secret));
                 entry.tracked = true;
             }
-            gateway.controllers(&st)
+            // With geo-redundancy: the site's owner first, then its group's backups.
+            let routed = st
+                .agents
+                .get(&id)
+                .and_then(|e| st.routes.get(&e.route))
+                .filter(|r| st.geo && !r.controllers.is_empty())
+                .map(|r| r.controllers.clone());
+            routed.unwrap_or_else(|| gateway.controllers(&st))
         };
         self.events.publish(Event::AgentsChanged {
             subclouds: 1,

@@ -49,6 +49,9 @@ pub struct GeoConfig {
     pub evidence_window_ms: u64,
     /// How often replicated copies are refreshed even without edits (health changes).
     pub resync_ms: u64,
+    /// Groups whose home is this controller fail back automatically once it has been
+    /// available this long again (seconds); 0: only operators fail back.
+    pub failback_hold_down_s: u64,
     /// Demo: operators may stop and start controllers from the dashboard.
     pub demo: bool,
 }
@@ -1740,6 +1743,18 @@ fn apply_routes(
         .collect();
     st.geo = true;
     st.routes = routes;
+    // Peers as agents should reach them now (the store's endpoints were just configured):
+    // every route lists every controller.
+    if let Some(r) = st.routes.values().next() {
+        let mut peers: Vec<_> = r
+            .controllers
+            .iter()
+            .filter(|c| c.name != this)
+            .cloned()
+            .collect();
+        peers.sort_by(|a, b| a.name.cmp(&b.name));
+        st.peers = peers;
+    }
     for (id, key, waiting) in subclouds {
         if let Some(e) = st.agents.get_mut(&id) {
             e.route = key;

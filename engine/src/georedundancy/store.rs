@@ -320,6 +320,17 @@ impl Engine {
         if this.rows_affected() == 0 {
             return Err(Error::not_found("system controller", cfg.this.clone()));
         }
+        // The home controller decides its groups' failback hold-down; replication carries it
+        // to whoever owns them.
+        sqlx::query(
+            "UPDATE peer_groups SET failback_hold_down_s = $1, revision = revision + 1 \
+             WHERE failback_hold_down_s <> $1 AND home_controller_id = \
+             (SELECT id FROM system_controllers WHERE name = $2)",
+        )
+        .bind(i(cfg.failback_hold_down_s))
+        .bind(&cfg.this)
+        .execute(&mut *tx)
+        .await?;
         for p in &cfg.peers {
             let hb = &cfg.heartbeat;
             let done = sqlx::query(

@@ -2,6 +2,8 @@
 //! Real processes for the server's integration tests: the controller binary (`murmur serve`)
 //! on a test store and the agent binary (`murmur-agent`), on free ports.
 
+pub mod geo;
+
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
