@@ -177,7 +177,7 @@ test("the drill shows where a controller's groups would go, and that nothing was
   await expect(page).toHaveURL(`${GEO}/drill`);
   await expect(page.getByTestId("drill-empty")).toBeVisible();
   await ready(page, javaScriptEnabled);
-  await page.getByLabel("Controller that fails").selectOption(failed);
+  await page.getByTestId("drill-controller").selectOption(failed);
   if (!javaScriptEnabled) await page.getByRole("button", { name: "Run the drill" }).click();
   await expect(page).toHaveURL(`${GEO}/drill?controller=${failed}`);
 

@@ -49,6 +49,7 @@ async fn run(n: u32) -> String {
         Settings {
             capacity: [(cap, cap / 10); 3],
             report_ms: REPORT_MS,
+            resync_ms: 10_000,
             ..Settings::new(n)
         },
     )
@@ -57,60 +58,25 @@ async fn run(n: u32) -> String {
     c.wait_all_home().await;
     c.wait_in_sync(dal).await;
     eprintln!("{n} sites ready in {:?}", started.elapsed());
-    let plan: TakeoverPlan = reqwest::Client::new()
-        .get(format!(
-            "{}/api/v1/geo/drill?controller=sc-dallas",
-            c.nodes[ams].base()
-        ))
-        .bearer_auth(&c.nodes[ams].token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let plan: TakeoverPlan = c.drill(ams, "sc-dallas").await;
     assert!(plan.shortfall.is_empty(), "{plan:?}");
-    let expected: Vec<(String, String, Vec<String>)> = plan
+    let expected: Vec<(String, String)> = plan
         .placements
         .iter()
-        .map(|p| (p.group.clone(), p.to.clone().unwrap(), c.members(&p.group)))
+        .filter_map(|p| Some((p.group.clone(), p.to.clone()?)))
         .collect();
-    let moved_sites: usize = expected.iter().map(|e| e.2.len()).sum();
-    let killed = Instant::now();
-    c.nodes[dal].child.as_mut().unwrap().kill().await.unwrap();
-    let (mut detected, mut moved) = (None, None);
-    let done = loop {
-        assert!(
-            killed.elapsed() < Duration::from_secs(300),
-            "no takeover in 300 s"
-        );
-        if detected.is_none() && c.nodes[ams].sees("sc-dallas").await == "unavailable" {
-            detected = Some(killed.elapsed());
-        }
-        let owners = c.nodes[ams].owners().await;
-        let placed = expected
-            .iter()
-            .all(|(g, to, _)| owners.get(g).is_some_and(|(o, _)| o == to));
-        if placed && moved.is_none() {
-            moved = Some(killed.elapsed());
-        }
-        if placed
-            && expected
-                .iter()
-                .all(|(_, to, m)| c.reporting_to(m, to) == m.len())
-        {
-            break killed.elapsed();
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let t = c
+        .kill_and_wait_takeover(dal, ams, &expected, Duration::from_secs(300))
+        .await;
     c.assert_no_split_brain();
     c.sim.shutdown().await;
-    let s = |d: Option<Duration>| d.map_or("—".into(), |d| format!("{:.1} s", d.as_secs_f64()));
+    let s = |d: Duration| format!("{:.1} s", d.as_secs_f64());
     format!(
-        "| {n} | {HEARTBEAT_MS} ms × {THRESHOLD} | {} s | {} | {} | {} | {moved_sites} |",
+        "| {n} | {HEARTBEAT_MS} ms × {THRESHOLD} | {} s | {} | {} | {} | {} |",
         REPORT_MS / 1000,
-        s(detected),
-        s(moved),
-        s(Some(done)),
+        s(t.detected),
+        s(t.moved),
+        s(t.all_reporting),
+        t.sites
     )
 }

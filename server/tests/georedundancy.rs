@@ -35,12 +35,7 @@ async fn takeover_is_evidence_based_fenced_and_reversible(b: Backend) {
     let mut c = Cluster::start(b, Settings::new(1000)).await;
     let (ams, dal, sgp) = (0, 1, 2);
     c.wait_all_home().await;
-    for k in [ams, sgp] {
-        wait_for(Duration::from_secs(15), "peers available", || async {
-            c.nodes[k].sees("sc-dallas").await == "available"
-        })
-        .await;
-    }
+    c.wait_hears(&[ams, sgp], "sc-dallas").await;
     let before = c.nodes[ams].owners().await;
     let dallas_groups: Vec<String> = before
         .iter()
@@ -85,18 +80,7 @@ async fn takeover_is_evidence_based_fenced_and_reversible(b: Backend) {
     c.wait_in_sync(dal).await;
 
     // 2. The drill says where dallas's groups would go; then SIGKILL dallas.
-    let plan: TakeoverPlan = reqwest::Client::new()
-        .get(format!(
-            "{}/api/v1/geo/drill?controller=sc-dallas",
-            c.nodes[ams].base()
-        ))
-        .bearer_auth(&c.nodes[ams].token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let plan: TakeoverPlan = c.drill(ams, "sc-dallas").await;
     assert!(plan.shortfall.is_empty(), "{plan:?}");
     let expected: HashMap<String, String> = plan
         .placements
@@ -110,44 +94,21 @@ async fn takeover_is_evidence_based_fenced_and_reversible(b: Backend) {
             .collect::<std::collections::BTreeSet<_>>(),
         dallas_groups.iter().cloned().collect(),
     );
-    let killed_at = Instant::now();
-    c.nodes[dal].child.as_mut().unwrap().kill().await.unwrap();
-    let mut detected = None;
-    let mut moved = None;
-    loop {
-        assert!(
-            killed_at.elapsed() < Duration::from_secs(40),
-            "dallas's groups not owned by the planned survivors with every site reporting there"
-        );
-        if detected.is_none() && c.nodes[ams].sees("sc-dallas").await == "unavailable" {
-            detected = Some(killed_at.elapsed());
-        }
-        let owners = c.nodes[ams].owners().await;
-        let placed = expected
-            .iter()
-            .all(|(g, to)| owners.get(g).is_some_and(|(o, _)| o == to));
-        if placed && moved.is_none() {
-            moved = Some(killed_at.elapsed());
-        }
-        if placed
-            && expected.iter().all(|(g, to)| {
-                let m = c.members(g);
-                c.reporting_to(&m, to) == m.len()
-            })
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let all_reporting = killed_at.elapsed();
-    let detected = detected.expect("detection observed");
-    let moved = moved.expect("move observed");
+    let expected_pairs: Vec<(String, String)> = expected
+        .iter()
+        .map(|(g, t)| (g.clone(), t.clone()))
+        .collect();
+    let t = c
+        .kill_and_wait_takeover(dal, ams, &expected_pairs, Duration::from_secs(40))
+        .await;
     eprintln!(
-        "takeover ({b:?}, 1000 sites, heartbeat {HEARTBEAT_MS} ms x {THRESHOLD}): detected {detected:?}, groups moved {moved:?}, every site reporting to its new owner {all_reporting:?}"
+        "takeover ({b:?}, 1000 sites, heartbeat {HEARTBEAT_MS} ms x {THRESHOLD}): detected {:?}, groups moved {:?}, every site reporting to its new owner {:?}",
+        t.detected, t.moved, t.all_reporting
     );
     assert!(
-        all_reporting < Duration::from_millis(HEARTBEAT_MS * THRESHOLD + 8_000),
-        "took {all_reporting:?}"
+        t.all_reporting < Duration::from_millis(HEARTBEAT_MS * THRESHOLD + 8_000),
+        "took {:?}",
+        t.all_reporting
     );
     // Both survivors agree.
     assert_eq!(c.nodes[ams].owners().await, c.nodes[sgp].owners().await);
@@ -289,25 +250,9 @@ async fn shortfall(b: Backend) {
     .await;
     let (ams, dal, sgp) = (0, 1, 2);
     c.wait_all_home().await;
-    for k in [ams, sgp] {
-        wait_for(Duration::from_secs(15), "peers available", || async {
-            c.nodes[k].sees("sc-dallas").await == "available"
-        })
-        .await;
-    }
+    c.wait_hears(&[ams, sgp], "sc-dallas").await;
     c.wait_in_sync(dal).await;
-    let plan: TakeoverPlan = reqwest::Client::new()
-        .get(format!(
-            "{}/api/v1/geo/drill?controller=sc-dallas",
-            c.nodes[ams].base()
-        ))
-        .bearer_auth(&c.nodes[ams].token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let plan: TakeoverPlan = c.drill(ams, "sc-dallas").await;
     assert!(
         !plan.shortfall.is_empty(),
         "the drill shows a shortfall: {plan:?}"
@@ -365,12 +310,7 @@ async fn policy_alarm_waits_for_an_operator() {
     .await;
     let (ams, dal, sgp) = (0, 1, 2);
     c.wait_all_home().await;
-    for k in [ams, sgp] {
-        wait_for(Duration::from_secs(15), "peers available", || async {
-            c.nodes[k].sees("sc-dallas").await == "available"
-        })
-        .await;
-    }
+    c.wait_hears(&[ams, sgp], "sc-dallas").await;
     c.wait_in_sync(dal).await;
     let before = c.nodes[ams].owners().await;
     let group = before
@@ -470,12 +410,7 @@ async fn policy_delegate_lets_the_named_controller_decide_and_failback_is_automa
     .await;
     let (ams, dal, sgp) = (0, 1, 2);
     c.wait_all_home().await;
-    for k in [ams, sgp] {
-        wait_for(Duration::from_secs(15), "peers available", || async {
-            c.nodes[k].sees("sc-dallas").await == "available"
-        })
-        .await;
-    }
+    c.wait_hears(&[ams, sgp], "sc-dallas").await;
     c.wait_in_sync(dal).await;
     let before = c.nodes[ams].owners().await;
     let dallas_groups: Vec<String> = before

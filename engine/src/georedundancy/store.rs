@@ -796,16 +796,19 @@ impl Engine {
             .await?;
         }
         let mut creds = Vec::with_capacity(snap.subclouds.len());
+        let regions: HashMap<String, i64> = sqlx::query_as("SELECT name, id FROM regions")
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect();
+        let groups: HashMap<String, i64> = sqlx::query_as("SELECT name, id FROM subcloud_groups")
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect();
         for s in &snap.subclouds {
-            let region: Option<i64> = sqlx::query_scalar("SELECT id FROM regions WHERE name = $1")
-                .bind(&s.region)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let group: Option<i64> =
-                sqlx::query_scalar("SELECT id FROM subcloud_groups WHERE name = $1")
-                    .bind(&s.group)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+            let region = regions.get(&s.region).copied();
+            let group = groups.get(&s.group).copied();
             sqlx::query(
                 "INSERT INTO subclouds (id, name, description, location, city, country, region_id, lat, lon, \
                  timezone, management_state, availability, deploy_status, sync_status, software_version, \

@@ -6,11 +6,11 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use agent::sim::{Selector, SimConfig, SimHandle, Simulator, SiteSpec};
 use engine::agents::wire::ControllerRef;
-use engine::georedundancy::GeoOverview;
+use engine::georedundancy::{GeoOverview, TakeoverPlan};
 use engine::store::Backend;
 use engine::testing::TestDb;
 use reqwest::StatusCode;
@@ -144,12 +144,27 @@ impl Node {
     }
 }
 
+/// Times of a takeover, from the kill.
+#[derive(Debug, Clone, Copy)]
+pub struct Takeover {
+    /// A survivor marked the controller unavailable.
+    pub detected: Duration,
+    /// Its groups were owned by the planned survivors.
+    pub moved: Duration,
+    /// Every site of those groups reported to its new owner.
+    pub all_reporting: Duration,
+    /// Sites of those groups.
+    pub sites: usize,
+}
+
 /// How a test cluster is set up.
 pub struct Settings {
     pub subclouds: u32,
     /// (capacity, reserved capacity) of each of [`NAMES`].
     pub capacity: [(u64, u64); 3],
     pub report_ms: u64,
+    /// How often owners refresh secondary copies without edits.
+    pub resync_ms: u64,
     /// Extra lines of every controller's `[geo]` table (policy, delegate, hold-down).
     pub geo_extra: String,
 }
@@ -160,6 +175,7 @@ impl Settings {
             subclouds,
             capacity: [(u64::from(subclouds), u64::from(subclouds) / 10); 3],
             report_ms: 1_000,
+            resync_ms: 2_000,
             geo_extra: "heartbeat_failure_policy = \"rehome\"\n".into(),
         }
     }
@@ -185,6 +201,7 @@ impl Cluster {
             subclouds,
             capacity,
             report_ms,
+            resync_ms,
             geo_extra,
         } = settings;
         let one_at_a_time = ONE_AT_A_TIME.lock().await;
@@ -215,7 +232,7 @@ impl Cluster {
         for i in 0..3 {
             let mut toml = format!(
                 "[geo]\ncapacity = {}\nreserved_capacity = {}\nheartbeat_interval_ms = {HEARTBEAT_MS}\n\
-                 heartbeat_failure_threshold = {THRESHOLD}\nresync_ms = 2000\n{geo_extra}",
+                 heartbeat_failure_threshold = {THRESHOLD}\nresync_ms = {resync_ms}\n{geo_extra}",
                 capacity[i].0, capacity[i].1
             );
             for j in 0..3 {
@@ -292,6 +309,82 @@ impl Cluster {
             links,
             sim,
             sites,
+        }
+    }
+
+    /// Waits until each of `observers` hears `peer`.
+    pub async fn wait_hears(&self, observers: &[usize], peer: &str) {
+        for k in observers {
+            wait_for(Duration::from_secs(15), "peer available", || async {
+                self.nodes[*k].sees(peer).await == "available"
+            })
+            .await;
+        }
+    }
+
+    /// "What if `failed` fails now?", asked on controller `k`.
+    pub async fn drill(&self, k: usize, failed: &str) -> TakeoverPlan {
+        let n = &self.nodes[k];
+        reqwest::Client::new()
+            .get(format!("{}/api/v1/geo/drill?controller={failed}", n.base()))
+            .bearer_auth(&n.token)
+            .send()
+            .await
+            .expect("drill")
+            .json()
+            .await
+            .expect("drill JSON")
+    }
+
+    /// SIGKILLs controller `victim` and waits until, as `observer` sees it, each group of
+    /// `expected` (group, new owner) is owned by its new owner and every one of its sites
+    /// reports there. Times are from the kill.
+    pub async fn kill_and_wait_takeover(
+        &mut self,
+        victim: usize,
+        observer: usize,
+        expected: &[(String, String)],
+        limit: Duration,
+    ) -> Takeover {
+        let name = self.nodes[victim].name;
+        let members: Vec<(String, String, Vec<String>)> = expected
+            .iter()
+            .map(|(g, to)| (g.clone(), to.clone(), self.members(g)))
+            .collect();
+        let killed = Instant::now();
+        if let Some(child) = self.nodes[victim].child.as_mut() {
+            child.kill().await.expect("kill");
+        }
+        let (mut detected, mut moved) = (None, None);
+        loop {
+            assert!(
+                killed.elapsed() < limit,
+                "no takeover of {name}'s groups within {limit:?}"
+            );
+            let n = &self.nodes[observer];
+            if detected.is_none() && n.sees(name).await == "unavailable" {
+                detected = Some(killed.elapsed());
+            }
+            let owners = n.owners().await;
+            let placed = members
+                .iter()
+                .all(|(g, to, _)| owners.get(g).is_some_and(|(o, _)| o == to));
+            if placed && moved.is_none() {
+                moved = Some(killed.elapsed());
+            }
+            if placed
+                && members
+                    .iter()
+                    .all(|(_, to, m)| self.reporting_to(m, to) == m.len())
+            {
+                return Takeover {
+                    detected: detected.unwrap_or_else(|| killed.elapsed()),
+                    moved: moved.unwrap_or_else(|| killed.elapsed()),
+                    all_reporting: killed.elapsed(),
+                    sites: members.iter().map(|m| m.2.len()).sum(),
+                };
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
