@@ -102,6 +102,10 @@ pub struct AnswerOutcome {
     pub owner_conflict: bool,
     /// Commands admitted from an answer whose epoch was below the highest seen before it.
     pub epoch_regressions: usize,
+    /// The answer came from a controller that is not the owner it names, and names an owner
+    /// this site was not reporting to: go there soon rather than a whole interval later (a
+    /// takeover then completes in one report interval, not two).
+    pub go_to_owner: bool,
 }
 
 /// Which controller claimed ownership under which epoch, as one site saw it: the raw
@@ -514,6 +518,11 @@ impl SimSite {
             .controllers
             .first()
             .or_else(|| self.controllers.list().get(i));
+        let answered_by = self.controllers.list().get(i).map(|c| c.name.clone());
+        let go_to_owner = owner.is_some_and(|o| {
+            Some(&o.name) != answered_by.as_ref()
+                && self.controllers.list().first().map(|c| &c.name) != Some(&o.name)
+        });
         let owner_conflict = owner.is_some_and(|c| self.owners.record(answer.owner_epoch, &c.name));
         let regressed = answer.owner_epoch < self.highest_epoch;
         self.highest_epoch = self.highest_epoch.max(answer.owner_epoch);
@@ -554,6 +563,7 @@ impl SimSite {
             fenced: received.fenced,
             owner_conflict,
             epoch_regressions,
+            go_to_owner,
         }
     }
 
@@ -1373,6 +1383,24 @@ mod tests {
         let v = s.view(0);
         assert_eq!(v.owner.as_deref(), Some("sc-b"));
         assert_eq!(v.owners.last(), Some(&(4, "sc-b".to_string())));
+    }
+
+    #[test]
+    fn an_answer_naming_a_new_owner_sends_the_site_there_soon_once() {
+        let mut s = enrolled("a", 1);
+        s.accepted(0, owned(1, 1, &["sc-a", "sc-b", "sc-c"], vec![]), Arc::from);
+        // sc-a died; sc-b (index 1) answers while sc-a is still the owner: stay.
+        let o = s.accepted(1, owned(2, 1, &["sc-a", "sc-b", "sc-c"], vec![]), Arc::from);
+        assert!(!o.go_to_owner);
+        // sc-b answers naming sc-c, the new owner: go there soon.
+        let o = s.accepted(1, owned(3, 67, &["sc-c", "sc-a", "sc-b"], vec![]), Arc::from);
+        assert!(o.go_to_owner);
+        // The same news again changes nothing, and the owner's own answer never does.
+        let i = s.controllers.list().iter().position(|c| c.name == "sc-b").unwrap();
+        let o = s.accepted(i, owned(4, 67, &["sc-c", "sc-a", "sc-b"], vec![]), Arc::from);
+        assert!(!o.go_to_owner);
+        let o = s.accepted(0, owned(5, 67, &["sc-c", "sc-a", "sc-b"], vec![]), Arc::from);
+        assert!(!o.go_to_owner);
     }
 
     #[test]

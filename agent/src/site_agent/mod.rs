@@ -167,8 +167,12 @@ impl Agent {
                 .await
             {
                 Ok(answer) => {
-                    self.accepted(i, answer);
+                    let go_to_owner = self.accepted(i, answer);
                     self.persist().await;
+                    if go_to_owner {
+                        // A new owner was named: report to it now-ish, not an interval later.
+                        return Duration::from_millis(500);
+                    }
                     return self.interval;
                 }
                 Err(e) if e.is_failover() => {
@@ -221,7 +225,14 @@ impl Agent {
         }
     }
 
-    fn accepted(&mut self, i: usize, answer: ReportAnswer) {
+    /// Takes an answer; returns whether it names a new owner that did not give it (the next
+    /// report should go there soon).
+    fn accepted(&mut self, i: usize, answer: ReportAnswer) -> bool {
+        let answered_by = self.controllers.list().get(i).map(|c| c.name.clone());
+        let go_to_owner = answer.controllers.first().is_some_and(|o| {
+            Some(&o.name) != answered_by.as_ref()
+                && self.controllers.list().first().map(|c| &c.name) != Some(&o.name)
+        });
         self.state.highest_epoch = self.state.highest_epoch.max(answer.owner_epoch);
         self.book.acknowledge();
         self.controllers.succeeded(i);
@@ -246,6 +257,7 @@ impl Agent {
                 "ignored commands from a controller that lost ownership"
             );
         }
+        go_to_owner
     }
 
     /// Saves the state; a failure is logged, not fatal (the clock keeps seqs increasing).
