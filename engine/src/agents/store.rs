@@ -193,8 +193,9 @@ impl GatewayState {
 enum Routed {
     /// Managed here: the owner epoch and controller list to answer with.
     Managed(u64, Vec<ControllerRef>),
-    /// Managed elsewhere: answer with the owner's epoch and list, nothing else.
-    Elsewhere(u64, Vec<ControllerRef>),
+    /// Managed elsewhere: answer with the owner's epoch and list, nothing else; whether the
+    /// agent said it cannot reach that owner.
+    Elsewhere(u64, Vec<ControllerRef>, bool),
 }
 
 /// Shared handle to the gateway.
@@ -281,15 +282,23 @@ impl AgentGateway {
                     owner_epoch = epoch;
                     controllers = Some(list);
                 }
-                Routed::Elsewhere(epoch, list) => {
+                Routed::Elsewhere(epoch, list, owner_unreachable) => {
+                    let interval =
+                        u64::try_from(self.policy.hysteresis.interval_ms).unwrap_or(10_000);
                     return Ok(ReportAnswer {
                         protocol: PROTOCOL_VERSION,
                         accepted_seq: seq,
                         owner_epoch: epoch,
                         controllers: list,
                         commands: Vec::new(),
-                        report_interval_ms: u64::try_from(self.policy.hysteresis.interval_ms)
-                            .unwrap_or(10_000),
+                        // An agent cut off from its owner reports more often while its group
+                        // may be moving, so it learns the new owner within a fraction of an
+                        // interval (it gets the normal interval back from the new owner).
+                        report_interval_ms: if owner_unreachable {
+                            (interval / 4).max(1_000).min(interval)
+                        } else {
+                            interval
+                        },
                     });
                 }
             }
@@ -340,11 +349,11 @@ impl AgentGateway {
     fn route_report(&self, st: &mut GatewayState, id: i64, report: &Report, at: Millis) -> Routed {
         let this = self.policy.this_controller.name.as_str();
         let Some(entry) = st.agents.get(&id) else {
-            return Routed::Elsewhere(0, Vec::new());
+            return Routed::Elsewhere(0, Vec::new(), false);
         };
         let (key, waiting) = (entry.route, entry.waiting);
         let Some(route) = st.routes.get_mut(&key) else {
-            return Routed::Elsewhere(entry.owner_epoch, self.controllers_of(st));
+            return Routed::Elsewhere(entry.owner_epoch, self.controllers_of(st), false);
         };
         if route.owner == this && report.highest_epoch > route.epoch {
             tracing::warn!(
@@ -363,12 +372,12 @@ impl AgentGateway {
             }
         }
         let Some(route) = st.routes.get(&key) else {
-            return Routed::Elsewhere(0, Vec::new());
+            return Routed::Elsewhere(0, Vec::new(), false);
         };
         if route.owner == this && !waiting {
             return Routed::Managed(route.epoch, route.controllers.clone());
         }
-        let answer = Routed::Elsewhere(route.epoch, route.controllers.clone());
+        let (epoch, list) = (route.epoch, route.controllers.clone());
         let owner_unreachable = (!route.owner.is_empty() && route.owner != this)
             .then(|| {
                 report
@@ -379,6 +388,7 @@ impl AgentGateway {
                     .map(|r| r.controller.clone())
             })
             .flatten();
+        let cut_off = owner_unreachable.is_some();
         st.evidence.insert(
             id,
             Evidence {
@@ -392,7 +402,7 @@ impl AgentGateway {
                     .collect(),
             },
         );
-        answer
+        Routed::Elsewhere(epoch, list, cut_off)
     }
 
     fn controllers_of(&self, st: &GatewayState) -> Vec<ControllerRef> {
