@@ -1393,13 +1393,30 @@ mod tests {
         let o = s.accepted(1, owned(2, 1, &["sc-a", "sc-b", "sc-c"], vec![]), Arc::from);
         assert!(!o.go_to_owner);
         // sc-b answers naming sc-c, the new owner: go there soon.
-        let o = s.accepted(1, owned(3, 67, &["sc-c", "sc-a", "sc-b"], vec![]), Arc::from);
+        let o = s.accepted(
+            1,
+            owned(3, 67, &["sc-c", "sc-a", "sc-b"], vec![]),
+            Arc::from,
+        );
         assert!(o.go_to_owner);
         // The same news again changes nothing, and the owner's own answer never does.
-        let i = s.controllers.list().iter().position(|c| c.name == "sc-b").unwrap();
-        let o = s.accepted(i, owned(4, 67, &["sc-c", "sc-a", "sc-b"], vec![]), Arc::from);
+        let i = s
+            .controllers
+            .list()
+            .iter()
+            .position(|c| c.name == "sc-b")
+            .unwrap();
+        let o = s.accepted(
+            i,
+            owned(4, 67, &["sc-c", "sc-a", "sc-b"], vec![]),
+            Arc::from,
+        );
         assert!(!o.go_to_owner);
-        let o = s.accepted(0, owned(5, 67, &["sc-c", "sc-a", "sc-b"], vec![]), Arc::from);
+        let o = s.accepted(
+            0,
+            owned(5, 67, &["sc-c", "sc-a", "sc-b"], vec![]),
+            Arc::from,
+        );
         assert!(!o.go_to_owner);
     }
 
