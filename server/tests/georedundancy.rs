@@ -412,6 +412,23 @@ async fn policy_delegate_lets_the_named_controller_decide_and_failback_is_automa
     c.wait_all_home().await;
     c.wait_hears(&[ams, sgp], "sc-dallas").await;
     c.wait_in_sync(dal).await;
+    // A fleet-wide strategy previewed on amsterdam says how many sites it cannot command.
+    let preview: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/api/v1/strategies/preview", c.nodes[ams].base()))
+        .bearer_auth(&c.nodes[ams].token)
+        .json(&json!({"type": "kube-rootca-update", "target": {"kind": "all"}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let elsewhere = c
+        .sites
+        .values()
+        .filter(|(_, home)| home != "sc-amsterdam")
+        .count();
+    assert_eq!(preview["managed_elsewhere"], elsewhere as u64, "{preview}");
     let before = c.nodes[ams].owners().await;
     let dallas_groups: Vec<String> = before
         .iter()

@@ -751,6 +751,15 @@ fn PreviewBody(p: StrategyPreview) -> impl IntoView {
             <dd data-outside-window=p.outside_window_now.to_string()>
                 {format!("{} (they wait; not in the estimate)", group_digits(p.outside_window_now))}
             </dd>
+            {(p.managed_elsewhere > 0).then(|| view! {
+                <dt>"Managed by another controller"</dt>
+                <dd class="warning" data-testid="managed-elsewhere" data-managed-elsewhere=p.managed_elsewhere.to_string()>
+                    {format!(
+                        "{} (this controller cannot give them commands: their steps wait; create the strategy on their owner, or target this controller's peer groups)",
+                        group_digits(p.managed_elsewhere)
+                    )}
+                </dd>
+            })}
         </dl>
         <h3 class="subheading">"Waves, in order"</h3>
         <div class="table-scroll">

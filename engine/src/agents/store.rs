@@ -238,7 +238,7 @@ impl AgentGateway {
             return Err(IntakeError::Stopped);
         }
         let pending_len = st.pending.len();
-        let Some(entry) = st.agents.get_mut(&parts.subcloud_id) else {
+        let Some(entry) = st.agents.get(&parts.subcloud_id) else {
             tracing::warn!(
                 subcloud_id = parts.subcloud_id,
                 "report refused: unknown subcloud"
@@ -252,7 +252,16 @@ impl AgentGateway {
                 return Err(IntakeError::Unauthorized);
             }
             None => {
-                tracing::warn!(subcloud = %entry.name, "report refused: no valid credential (revoked or never enrolled)");
+                let this = self.policy.this_controller.name.as_str();
+                let elsewhere =
+                    st.geo && st.routes.get(&entry.route).is_some_and(|r| r.owner != this);
+                if elsewhere {
+                    // A site another controller manages and has not replicated here (in no
+                    // peer group): expected while its controller is down, so not a warning.
+                    tracing::debug!(subcloud = %entry.name, "report refused: managed elsewhere, no credential here");
+                } else {
+                    tracing::warn!(subcloud = %entry.name, "report refused: no valid credential (revoked or never enrolled)");
+                }
                 return Err(IntakeError::Unauthorized);
             }
         }

@@ -285,6 +285,10 @@ pub struct StrategyPreview {
     pub offline_now: u64,
     /// Target sites outside their maintenance window right now (they wait; not in the ETA).
     pub outside_window_now: u64,
+    /// Target sites another controller manages (geo-redundancy): this controller gives them
+    /// no commands, so their steps wait.
+    #[serde(default)]
+    pub managed_elsewhere: u64,
 }
 
 impl StrategyPreview {

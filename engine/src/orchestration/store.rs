@@ -267,6 +267,17 @@ impl Engine {
         Ok((sites, waves))
     }
 
+    /// How many of `ids` this controller does not manage now (0 without geo-redundancy).
+    fn managed_elsewhere(&self, ids: impl Iterator<Item = i64>) -> u64 {
+        let (Some(gateway), Some(geo)) = (self.agent_gateway(), self.geo_runtime()) else {
+            return 0;
+        };
+        let this = geo.config().this.as_str();
+        let st = gateway.lock();
+        ids.filter(|id| st.agents.get(id).is_none_or(|e| !st.owns(e, this)))
+            .count() as u64
+    }
+
     /// Dry run: the ordered waves, the sites in each and an ETA from recorded step durations.
     pub async fn preview_strategy(
         &self,
@@ -320,6 +331,7 @@ impl Engine {
             estimate_from,
             offline_now: sites.iter().filter(|s| !s.online).count() as u64,
             outside_window_now,
+            managed_elsewhere: self.managed_elsewhere(sites.iter().map(|s| s.plan.subcloud_id)),
         })
     }
 

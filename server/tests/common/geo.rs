@@ -144,6 +144,14 @@ impl Node {
     }
 }
 
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for n in &self.nodes {
+            let _ = std::fs::remove_file(&n.config);
+        }
+    }
+}
+
 /// Times of a takeover, from the kill.
 #[derive(Debug, Clone, Copy)]
 pub struct Takeover {
