@@ -380,21 +380,7 @@ async fn start_simulator(
 ) -> anyhow::Result<agent::sim::SimHandle> {
     use agent::sim::{Fault, Selector, SimConfig, Simulator, SiteSpec};
     let system = engine::auth::Actor::system();
-    let mut seeded_offline = Vec::new();
-    let mut q = engine::fleet::SubcloudQuery {
-        availability: Some(engine::fleet::AvailabilityStatus::Offline),
-        per_page: engine::fleet::SubcloudQuery::MAX_PER_PAGE,
-        ..Default::default()
-    };
-    loop {
-        let page = engine.list_subclouds(&q).await?;
-        let more = page.page < page.page_count();
-        seeded_offline.extend(page.rows.into_iter().map(|r| r.name));
-        if !more {
-            break;
-        }
-        q.page += 1;
-    }
+    let seeded_offline = seeded_offline(engine).await?;
     let enrollments = engine
         .issue_enrollments(
             &system,
@@ -435,6 +421,27 @@ async fn start_simulator(
     Ok(sim)
 }
 
+/// Subclouds the demo seeded offline (the regional outage and a few scattered sites): the
+/// simulator keeps them down, so the fleet tells the same story live.
+async fn seeded_offline(engine: &Engine) -> anyhow::Result<Vec<String>> {
+    let mut names = Vec::new();
+    let mut q = engine::fleet::SubcloudQuery {
+        availability: Some(engine::fleet::AvailabilityStatus::Offline),
+        per_page: engine::fleet::SubcloudQuery::MAX_PER_PAGE,
+        ..Default::default()
+    };
+    loop {
+        let page = engine.list_subclouds(&q).await?;
+        let more = page.page < page.page_count();
+        names.extend(page.rows.into_iter().map(|r| r.name));
+        if !more {
+            break;
+        }
+        q.page += 1;
+    }
+    Ok(names)
+}
+
 /// The store of a demo peer controller, next to the main one's.
 fn peer_database_url(main: &str, name: &str) -> String {
     match main.strip_prefix("sqlite://") {
@@ -469,6 +476,8 @@ async fn run_peer_demo(config: Config, main: Engine, args: &DemoArgs) -> anyhow:
         CONTROLLERS.iter().any(|c| c.name == main_name),
         "the peer demo plays one of the demo controllers, not {main_name:?}"
     );
+    // Read before any agent reports: the seeded state, the same in every store.
+    let seeded_offline = seeded_offline(&main).await?;
     let mut nodes: Vec<(String, Config, Engine)> = Vec::new();
     for c in &CONTROLLERS {
         let mut cfg = config.clone();
@@ -589,6 +598,14 @@ async fn run_peer_demo(config: Config, main: Engine, args: &DemoArgs) -> anyhow:
     )
     .await
     .context("starting the fleet simulator")?;
+    let down = sim.apply(
+        agent::sim::Fault::Down,
+        agent::sim::Selector::Sites(seeded_offline),
+    );
+    tracing::info!(
+        sites_down = down,
+        "simulated outage: the subclouds seeded offline stay down"
+    );
     for ((name, _, _), app) in nodes.iter().zip(&apps) {
         tracing::info!(controller = %name, url = %format!("http://{}", app.local_addr()), "demo peer controller serving");
     }

@@ -60,12 +60,13 @@ pub async fn link_to(target: u16) -> Link {
 }
 
 pub struct Node {
+    /// First, so it is killed (on drop) before its store is dropped.
+    pub child: Option<Child>,
     pub name: &'static str,
     pub db: TestDb,
     pub port: u16,
     pub token: String,
     pub config: PathBuf,
-    pub child: Option<Child>,
     pub report_ms: u64,
 }
 
