@@ -2468,7 +2468,13 @@ async fn hostile_text_is_stored_verbatim_and_escaped(b: Backend) {
         assert!(!html.contains("<img src=x"), "{page}: raw img tag");
         assert!(
             html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
-            "{page}"
+            "{page}: the escaped name is missing; the page's main content was: {}",
+            html.split("<main")
+                .nth(1)
+                .unwrap_or(&html)
+                .chars()
+                .take(3000)
+                .collect::<String>()
         );
         assert!(!html.contains("\"><img"), "{page}: attribute break-out");
     }
