@@ -88,3 +88,31 @@ pub fn engine() -> Result<engine::Engine, ApiError> {
         ApiError::Internal
     })
 }
+
+/// The request is a plain HTML form post (no JavaScript): it wants a page, not JSON.
+#[cfg(feature = "ssr")]
+pub fn plain_form() -> bool {
+    leptos::prelude::use_context::<http::request::Parts>().is_some_and(|p| {
+        p.headers
+            .get(http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("text/html"))
+    })
+}
+
+/// Redirects a plain form post to `back` (a path on this site) with `err` encoded the way
+/// Leptos reads it into the server action's value on the next render.
+#[cfg(feature = "ssr")]
+pub fn redirect_with_error(fn_path: &str, back: &str, err: &ApiError) {
+    use leptos::server_fn::error::ServerFnUrlError;
+    let target = ServerFnUrlError::new(fn_path, err.clone())
+        .to_url(&format!("http://localhost{back}"))
+        .map(|u| match u.query() {
+            Some(q) => format!("{}?{q}", u.path()),
+            None => u.path().to_string(),
+        })
+        .unwrap_or_else(|_| back.to_string());
+    // After the error's own status: a form post must be redirected, or the browser shows the
+    // raw answer.
+    leptos_axum::redirect(&target);
+}

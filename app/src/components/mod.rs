@@ -196,6 +196,14 @@ pub fn group_digits(n: u64) -> String {
     out
 }
 
+/// Percent of `total` as an SVG length (`12.500%`), at most 100 %.
+pub fn share(n: u64, total: u64) -> String {
+    if total == 0 {
+        return "0%".into();
+    }
+    format!("{:.3}%", n.min(total) as f64 * 100.0 / total as f64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::group_digits;

@@ -27,7 +27,7 @@ pub use groups::PeerGroupsPage;
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::components::{group_digits, Tone};
+use crate::components::{group_digits, share, Tone};
 use crate::ApiError;
 use engine::auth::{Permission, Role};
 use engine::fleet::{ControllerAvailability, MigrationStatus};
@@ -241,38 +241,16 @@ pub async fn demo_set_controller_running(
 mod ssr {
     use crate::ApiError;
 
-    /// The request is a plain HTML form post (no JavaScript): it wants a page, not JSON.
-    fn plain_form() -> bool {
-        leptos::prelude::use_context::<http::request::Parts>().is_some_and(|p| {
-            p.headers
-                .get(http::header::ACCEPT)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.contains("text/html"))
-        })
-    }
-
     /// Sends a plain form post back to a page (paths on this site): `ok` after success,
     /// `back` with the error encoded the way Leptos reads it into the server action's value on
     /// the next render. Calls from JavaScript get the answer as it is.
     pub fn come_back<T>(fn_path: &str, result: &Result<T, ApiError>, ok: &str, back: &str) {
-        if !plain_form() {
+        if !crate::error::plain_form() {
             return;
         }
         match result {
             Ok(_) => leptos_axum::redirect(ok),
-            Err(err) => {
-                use leptos::server_fn::error::ServerFnUrlError;
-                let target = ServerFnUrlError::new(fn_path, err.clone())
-                    .to_url(&format!("http://localhost{back}"))
-                    .map(|u| match u.query() {
-                        Some(q) => format!("{}?{q}", u.path()),
-                        None => u.path().to_string(),
-                    })
-                    .unwrap_or_else(|_| back.to_string());
-                // After the error's own status: a form post must be redirected, or the browser
-                // shows the raw answer.
-                leptos_axum::redirect(&target);
-            }
+            Err(err) => crate::error::redirect_with_error(fn_path, back, err),
         }
     }
 }
@@ -489,14 +467,6 @@ pub fn sync_summary(associations: &[Association]) -> (String, Tone) {
 // ---------------------------------------------------------------------------------------------
 // Bars
 // ---------------------------------------------------------------------------------------------
-
-/// Percent of `total` as an SVG length (`12.500%`).
-fn share(n: u64, total: u64) -> String {
-    if total == 0 {
-        return "0%".into();
-    }
-    format!("{:.3}%", n.min(total) as f64 * 100.0 / total as f64)
-}
 
 /// Subclouds a controller manages against its capacity: managed filled, the reserve shaded at
 /// the end, and with `after` (a takeover plan) what it would take on top. The numbers are in

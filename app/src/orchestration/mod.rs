@@ -23,7 +23,7 @@ use engine::orchestration::{
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::components::{group_digits, Tone};
+use crate::components::{group_digits, share, Tone};
 use crate::ApiError;
 
 // ---------------------------------------------------------------------------------------------
@@ -154,7 +154,7 @@ pub async fn create_strategy(
             .map_err(ApiError::from),
         Err(e) => Err(ApiError::from(e)),
     };
-    let plain = ssr::plain_form();
+    let plain = crate::error::plain_form();
     match result {
         Ok(id) => {
             if plain {
@@ -165,7 +165,7 @@ pub async fn create_strategy(
         Err(e) => {
             if plain {
                 let back = format!("/orchestration/new?{}", form_query(&kept));
-                ssr::redirect_with_error(
+                crate::error::redirect_with_error(
                     <CreateStrategy as leptos::server_fn::ServerFn>::PATH,
                     &back,
                     &e,
@@ -209,10 +209,10 @@ pub async fn act_on_strategy(
             .map_err(ApiError::from),
         Err(e) => Err(ApiError::from(e)),
     };
-    if ssr::plain_form() {
+    if crate::error::plain_form() {
         match &result {
             Ok(_) => leptos_axum::redirect(&back),
-            Err(e) => ssr::redirect_with_error(
+            Err(e) => crate::error::redirect_with_error(
                 <ActOnStrategy as leptos::server_fn::ServerFn>::PATH,
                 &back,
                 e,
@@ -220,37 +220,6 @@ pub async fn act_on_strategy(
         }
     }
     result
-}
-
-#[cfg(feature = "ssr")]
-mod ssr {
-    use crate::ApiError;
-
-    /// The request is a plain HTML form post (no JavaScript): it wants a page, not JSON.
-    pub fn plain_form() -> bool {
-        leptos::prelude::use_context::<http::request::Parts>().is_some_and(|p| {
-            p.headers
-                .get(http::header::ACCEPT)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.contains("text/html"))
-        })
-    }
-
-    /// Redirects a plain form post to `back` (a path on this site) with `err` encoded the way
-    /// Leptos reads it into the server action's value on the next render.
-    pub fn redirect_with_error(fn_path: &str, back: &str, err: &ApiError) {
-        use leptos::server_fn::error::ServerFnUrlError;
-        let target = ServerFnUrlError::new(fn_path, err.clone())
-            .to_url(&format!("http://localhost{back}"))
-            .map(|u| match u.query() {
-                Some(q) => format!("{}?{q}", u.path()),
-                None => u.path().to_string(),
-            })
-            .unwrap_or_else(|_| back.to_string());
-        // After the error's own status: a form post must be redirected, or the browser shows
-        // the raw answer.
-        leptos_axum::redirect(&target);
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -499,14 +468,6 @@ impl Progress {
         }
         s
     }
-}
-
-/// Percent of `total` as an SVG length (`12.5%`).
-fn share(n: u64, total: u64) -> String {
-    if total == 0 {
-        return "0%".into();
-    }
-    format!("{:.3}%", n as f64 * 100.0 / total as f64)
 }
 
 /// A progress bar: complete, failed, skipped and aborted steps in proportion (in flight as a
