@@ -204,24 +204,17 @@ async fn takeover_is_evidence_based_fenced_and_reversible(b: Backend) {
         let res = req.send().await.unwrap();
         assert_eq!(res.status(), status, "{peer:?} {secret:?}");
     }
-    let res = client
-        .post(format!("{ams_base}/peer/v1/sync"))
-        .header("x-murmur-peer", "sc-dallas")
-        .bearer_auth("wrong-secret-wrong-secret")
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-    let res = client
-        .post(format!("{ams_base}/peer/v1/takeover"))
-        .header("x-murmur-peer", "sc-dallas")
-        .bearer_auth("wrong-secret-wrong-secret")
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    for path in ["sync", "takeover"] {
+        let res = client
+            .post(format!("{ams_base}/peer/v1/{path}"))
+            .header("x-murmur-peer", "sc-dallas")
+            .bearer_auth("wrong-secret-wrong-secret")
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{path}");
+    }
     // The right credentials work (the refusals above were about credentials).
     let res = client
         .post(format!("{ams_base}/peer/v1/heartbeat"))

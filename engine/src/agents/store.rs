@@ -362,7 +362,7 @@ impl AgentGateway {
         };
         let (key, waiting) = (entry.route, entry.waiting);
         let Some(route) = st.routes.get_mut(&key) else {
-            return Routed::Elsewhere(entry.owner_epoch, self.controllers_of(st), false);
+            return Routed::Elsewhere(entry.owner_epoch, self.controllers(st), false);
         };
         if route.owner == this && report.highest_epoch > route.epoch {
             tracing::warn!(
@@ -412,10 +412,6 @@ impl AgentGateway {
             },
         );
         Routed::Elsewhere(epoch, list, cut_off)
-    }
-
-    fn controllers_of(&self, st: &GatewayState) -> Vec<ControllerRef> {
-        self.controllers(st)
     }
 
     /// Reports waiting for the next tick.

@@ -376,7 +376,7 @@ impl Engine {
     async fn geo_heartbeat(&self, geo: &GeoRuntime) -> Result<Heartbeat> {
         let topo = self.geo_topology().await?;
         let managed = self.geo_managed_count(&geo.config.this).await?;
-        let (evidence, hears, maintenance_until) = {
+        let (hears, maintenance_until) = {
             let st = geo.lock();
             let hears = st
                 .peers
@@ -384,23 +384,24 @@ impl Engine {
                 .filter(|(_, p)| p.availability == ControllerAvailability::Available)
                 .map(|(n, _)| n.clone())
                 .collect();
-            (Vec::new(), hears, st.maintenance_until)
+            (hears, st.maintenance_until)
         };
-        let mut evidence = evidence;
-        if let Some(gateway) = self.agent_gateway() {
-            let counts = evidence_counts(gateway, &geo.config, Millis::now());
-            for g in &topo.groups {
-                if let Some((n, _)) = counts.get(&g.id) {
-                    if *n > 0 {
-                        evidence.push(GroupEvidence {
-                            group: g.name.clone(),
-                            owner: g.owner.clone(),
-                            owner_unreachable: *n,
-                        });
-                    }
-                }
-            }
-        }
+        let counts = self
+            .agent_gateway()
+            .map(|gw| evidence_counts(gw, &geo.config, Millis::now()))
+            .unwrap_or_default();
+        let evidence = topo
+            .groups
+            .iter()
+            .filter_map(|g| {
+                let (n, _) = counts.get(&g.id)?;
+                (*n > 0).then(|| GroupEvidence {
+                    group: g.name.clone(),
+                    owner: g.owner.clone(),
+                    owner_unreachable: *n,
+                })
+            })
+            .collect();
         Ok(Heartbeat {
             from: geo.config.this.clone(),
             sent_at: Millis::now(),
@@ -588,6 +589,21 @@ impl Engine {
         })
     }
 
+    /// Records the move of `group` another controller confirmed (`answer`), learned from
+    /// `from`.
+    async fn geo_adopt_answer(
+        &self,
+        this: &str,
+        group: &str,
+        answer: &TakeoverAnswer,
+        from: &str,
+    ) -> Result<()> {
+        self.geo_adopt_tx(this, group, &answer.owner, answer.epoch, from)
+            .await?;
+        self.geo_after_move(group, &answer.owner, answer.epoch)
+            .await
+    }
+
     async fn geo_after_move(&self, group: &str, owner: &str, epoch: u64) -> Result<()> {
         tracing::info!(group, owner, epoch, "peer group moved");
         self.geo_refresh_routes().await?;
@@ -770,9 +786,7 @@ impl Engine {
                 geo.link.takeover(&peer, &order).await.map_err(|e| {
                     Error::Conflict(format!("{} refused the handover: {e}", req.to))
                 })?;
-            self.geo_adopt_tx(&this, &g.name, &answer.owner, answer.epoch, &req.to)
-                .await?;
-            self.geo_after_move(&g.name, &answer.owner, answer.epoch)
+            self.geo_adopt_answer(&this, &g.name, &answer, &req.to)
                 .await?;
             answer
         } else if preview.owner_available {
@@ -788,9 +802,7 @@ impl Engine {
                 .migrate(&owner, req, &actor.name)
                 .await
                 .map_err(|e| Error::Conflict(format!("{} refused: {e}", g.owner)))?;
-            self.geo_adopt_tx(&this, &g.name, &answer.owner, answer.epoch, &g.owner)
-                .await?;
-            self.geo_after_move(&g.name, &answer.owner, answer.epoch)
+            self.geo_adopt_answer(&this, &g.name, &answer, &g.owner)
                 .await?;
             answer
         } else if req.to == this {
@@ -837,9 +849,7 @@ impl Engine {
                 .takeover(&peer, &order)
                 .await
                 .map_err(|e| Error::Conflict(format!("{} refused: {e}", req.to)))?;
-            self.geo_adopt_tx(&this, &g.name, &answer.owner, answer.epoch, &req.to)
-                .await?;
-            self.geo_after_move(&g.name, &answer.owner, answer.epoch)
+            self.geo_adopt_answer(&this, &g.name, &answer, &req.to)
                 .await?;
             answer
         };
@@ -1158,10 +1168,13 @@ impl Engine {
         self.geo_send_heartbeats(&geo, now).await?;
         self.geo_update_availability(&geo, now).await?;
         self.geo_resolve_fenced(&geo).await?;
-        self.geo_decide(&geo, now).await?;
-        self.geo_ramp(&geo, now).await?;
-        self.geo_replicate(&geo, now).await?;
-        self.geo_failback(&geo, now).await?;
+        // One read for the rest of the tick: a group taken over in `geo_decide` is ramped and
+        // replicated from the next tick on.
+        let topo = self.geo_topology().await?;
+        self.geo_decide(&geo, &topo, now).await?;
+        self.geo_ramp(&geo, &topo, now).await?;
+        self.geo_replicate(&geo, &topo, now).await?;
+        self.geo_failback(&geo, &topo, now).await?;
         Ok(())
     }
 
@@ -1281,7 +1294,7 @@ impl Engine {
     }
 
     /// Takeover decisions for unavailable peers.
-    async fn geo_decide(&self, geo: &Arc<GeoRuntime>, now: Millis) -> Result<()> {
+    async fn geo_decide(&self, geo: &Arc<GeoRuntime>, topo: &Topology, now: Millis) -> Result<()> {
         let this = geo.config.this.clone();
         let (failed, maintenance_here) = {
             let st = geo.lock();
@@ -1301,7 +1314,6 @@ impl Engine {
         if failed.is_empty() {
             return Ok(());
         }
-        let topo = self.geo_topology().await?;
         for (peer, their_maintenance) in failed {
             let orphans: Vec<&GroupRow> = topo
                 .groups
@@ -1361,8 +1373,7 @@ impl Engine {
             if decider.as_deref() != Some(this.as_str()) || maintenance_here {
                 continue;
             }
-            self.geo_decide_for(geo, &topo, &peer, &orphans, now)
-                .await?;
+            self.geo_decide_for(geo, topo, &peer, &orphans, now).await?;
         }
         Ok(())
     }
@@ -1433,9 +1444,7 @@ impl Engine {
                 continue;
             }
             let latency = local_rtt.get(&g.id).cloned().unwrap_or_default();
-            let mut o = orphan(g, total, latency);
-            o.name = g.name.clone();
-            eligible.push((o, seen, need));
+            eligible.push((orphan(g, total, latency), seen, need));
         }
         if eligible.is_empty() {
             return Ok(());
@@ -1517,9 +1526,7 @@ impl Engine {
                 };
                 match geo.link.takeover(&target, &order).await {
                     Ok(a) => {
-                        self.geo_adopt_tx(&this, &a.group, &a.owner, a.epoch, &to)
-                            .await?;
-                        self.geo_after_move(&a.group, &a.owner, a.epoch).await?;
+                        self.geo_adopt_answer(&this, &a.group, &a, &to).await?;
                     }
                     Err(e) => {
                         tracing::warn!(group = %g.name, to = %to, error = %e, "takeover order refused")
@@ -1531,7 +1538,7 @@ impl Engine {
     }
 
     /// Admits waiting subclouds of groups moved here, `max_subcloud_rehoming` per second.
-    async fn geo_ramp(&self, geo: &GeoRuntime, now: Millis) -> Result<()> {
+    async fn geo_ramp(&self, geo: &GeoRuntime, topo: &Topology, now: Millis) -> Result<()> {
         {
             let mut st = geo.lock();
             if st.last_ramp.is_some_and(|t| now.0 - t.0 < 1_000) {
@@ -1539,7 +1546,6 @@ impl Engine {
             }
             st.last_ramp = Some(now);
         }
-        let topo = self.geo_topology().await?;
         for g in topo.groups.iter().filter(|g| {
             g.owner == geo.config.this && g.migration_status == MigrationStatus::Migrating
         }) {
@@ -1564,8 +1570,7 @@ impl Engine {
 
     /// Pushes this controller's groups to their associated peers when edited, and
     /// periodically so secondary copies show current health.
-    async fn geo_replicate(&self, geo: &GeoRuntime, now: Millis) -> Result<()> {
-        let topo = self.geo_topology().await?;
+    async fn geo_replicate(&self, geo: &GeoRuntime, topo: &Topology, now: Millis) -> Result<()> {
         let resync = i64::try_from(geo.config.resync_ms).unwrap_or(i64::MAX);
         for g in topo.groups.iter().filter(|g| g.owner == geo.config.this) {
             let targets: Vec<(PeerConfig, bool)> = {
@@ -1591,9 +1596,7 @@ impl Engine {
                 continue;
             }
             let latency = self.geo_group_latency(g.id).await?;
-            let snapshot = self
-                .geo_snapshot(&geo.config.this, &topo, g, latency)
-                .await?;
+            let snapshot = self.geo_snapshot(&geo.config.this, g, latency).await?;
             for (peer, _) in targets {
                 geo.lock()
                     .last_sync
@@ -1617,8 +1620,7 @@ impl Engine {
     }
 
     /// Groups away from home go back once home has been available for the hold-down.
-    async fn geo_failback(&self, geo: &GeoRuntime, now: Millis) -> Result<()> {
-        let topo = self.geo_topology().await?;
+    async fn geo_failback(&self, geo: &GeoRuntime, topo: &Topology, now: Millis) -> Result<()> {
         for g in topo.groups.iter().filter(|g| {
             g.owner == geo.config.this
                 && g.home != geo.config.this
@@ -1697,8 +1699,8 @@ fn evidence_counts(
 ) -> HashMap<i64, (u64, Vec<(String, u32)>)> {
     let window = i64::try_from(config.evidence_window_ms).unwrap_or(i64::MAX);
     let st = gateway.lock();
-    let mut counts: HashMap<i64, u64> = HashMap::new();
-    let mut rtts: HashMap<i64, HashMap<String, Vec<i64>>> = HashMap::new();
+    // Per group: (agents that could not reach the owner, round trips by controller).
+    let mut groups: HashMap<i64, (u64, HashMap<String, Vec<i64>>)> = HashMap::new();
     for e in st.evidence.values() {
         let RouteKey::Group(g) = e.route else {
             continue;
@@ -1706,22 +1708,19 @@ fn evidence_counts(
         if now.0 - e.at.0 > window {
             continue;
         }
+        let (unreachable, by) = groups.entry(g).or_default();
         let owner = st.routes.get(&e.route).map(|r| r.owner.as_str());
         if e.owner_unreachable.is_some() && e.owner_unreachable.as_deref() == owner {
-            *counts.entry(g).or_default() += 1;
+            *unreachable += 1;
         }
-        let by = rtts.entry(g).or_default();
         for (c, ms) in &e.rtt_ms {
             by.entry(c.clone()).or_default().push(i64::from(*ms));
         }
     }
-    rtts.into_iter()
-        .map(|(g, by)| (g, (counts.get(&g).copied().unwrap_or(0), medians(by))))
-        .chain(counts.iter().map(|(g, n)| (*g, (*n, Vec::new()))))
-        .fold(HashMap::new(), |mut m, (g, v)| {
-            m.entry(g).or_insert(v);
-            m
-        })
+    groups
+        .into_iter()
+        .map(|(g, (n, by))| (g, (n, medians(by))))
+        .collect()
 }
 
 /// Replaces the gateway's routes; subclouds that start being managed here get a fresh grace

@@ -600,7 +600,6 @@ impl Engine {
     pub(crate) async fn geo_snapshot(
         &self,
         this: &str,
-        topo: &Topology,
         g: &GroupRow,
         latency: Vec<(String, u32)>,
     ) -> Result<GroupSnapshot> {
@@ -655,7 +654,6 @@ impl Engine {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let _ = topo;
         Ok(GroupSnapshot {
             from: this.to_string(),
             group: g.name.clone(),
