@@ -4,6 +4,9 @@
 //!   has seen comes from a controller that has lost ownership; it is ignored.
 //! - **Idempotency**: the controller resends a command until a report acknowledges it, so a
 //!   command id already known (running, or finished recently) is never started twice.
+//! - **Handover**: a new owner re-issues its predecessor's unfinished work under its own ids
+//!   with the same [`Command::key`]. A known key is not started again: the running or
+//!   finished command takes the new id, so its progress reaches the new owner.
 //! - **Progress**: a running command is reported every report with its percent and phase; its
 //!   final state is reported until a report carrying it is accepted, then remembered.
 //! - **Controller crashes**: a controller killed after accepting a final state in memory but
@@ -17,7 +20,7 @@
 use std::collections::VecDeque;
 
 use engine::agents::wire::{
-    Command, CommandAction, CommandProgress, CommandState, MAX_COMMAND_PROGRESS,
+    Command, CommandAction, CommandProgress, CommandState, MAX_COMMAND_PROGRESS, MAX_TEXT,
 };
 
 use crate::text::{acceptable, bounded};
@@ -31,6 +34,8 @@ pub const FINISHED_MEMORY: usize = 256;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tracked {
     pub id: i64,
+    /// The work's controller-independent name ([`Command::key`]), when it has one.
+    pub key: Option<String>,
     pub action: CommandAction,
     pub state: CommandState,
     pub percent: u8,
@@ -95,6 +100,7 @@ impl Tracked {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Finished {
     id: i64,
+    key: Option<Box<str>>,
     state: CommandState,
     percent: u8,
     phase: Option<&'static str>,
@@ -102,7 +108,7 @@ struct Finished {
 }
 
 /// What [`CommandBook::receive`] did with the commands of one answer.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Received {
     pub accepted: usize,
     /// Issued under an epoch below the highest seen.
@@ -114,6 +120,16 @@ pub struct Received {
     pub reported_again: usize,
     /// No room in the report's progress list yet; the controller will resend them.
     pub deferred: usize,
+    /// (old id, new id) of commands (running or finished) a new owner re-issued under the
+    /// same key: they are now reported under the new id.
+    pub relabeled: Vec<(i64, i64)>,
+}
+
+/// A key short enough to keep (a longer one is treated as absent: the id still dedupes).
+fn usable_key(c: &Command) -> Option<&str> {
+    c.key
+        .as_deref()
+        .filter(|k| !k.is_empty() && k.len() <= MAX_TEXT)
 }
 
 /// Checks a command's arguments before anything runs; the message says what is wrong.
@@ -218,18 +234,38 @@ impl CommandBook {
     ) -> Received {
         let mut r = Received::default();
         for c in commands {
+            let key = usable_key(c);
+            let same = |id: i64, k: Option<&str>| id == c.id || (key.is_some() && k == key);
             if c.epoch < highest_epoch {
                 r.fenced += 1;
-            } else if self.active.iter().any(|t| t.id == c.id) {
+            } else if let Some(t) = self
+                .active
+                .iter_mut()
+                .find(|t| same(t.id, t.key.as_deref()))
+            {
                 r.duplicates += 1;
+                if t.id != c.id {
+                    r.relabeled.push((t.id, c.id));
+                    t.id = c.id;
+                    // A final state sent under the old id goes out again under the new one.
+                    t.final_sent = false;
+                }
             } else if self.active.len() >= MAX_COMMAND_PROGRESS {
                 r.deferred += 1;
-            } else if let Some(k) = self.finished.iter().position(|f| f.id == c.id) {
+            } else if let Some(k) = self
+                .finished
+                .iter()
+                .position(|f| same(f.id, f.key.as_deref()))
+            {
                 r.duplicates += 1;
                 r.reported_again += 1;
                 if let Some(f) = self.finished.remove(k) {
+                    if f.id != c.id {
+                        r.relabeled.push((f.id, c.id));
+                    }
                     self.active.push(Tracked {
-                        id: f.id,
+                        id: c.id,
+                        key: key.map(String::from),
                         action: c.action.clone(),
                         state: f.state,
                         percent: f.percent,
@@ -243,6 +279,7 @@ impl CommandBook {
             } else {
                 let mut t = Tracked {
                     id: c.id,
+                    key: key.map(String::from),
                     action: c.action.clone(),
                     state: CommandState::Running,
                     percent: 0,
@@ -312,6 +349,7 @@ impl CommandBook {
                 }
                 finished.push_back(Finished {
                     id: t.id,
+                    key: t.key.take().map(String::into_boxed_str),
                     state: t.state,
                     percent: t.percent,
                     phase: t.phase,
@@ -334,7 +372,60 @@ mod tests {
             id,
             epoch,
             action: CommandAction::SyncEndpoints,
+            key: None,
         }
+    }
+
+    fn keyed(id: i64, epoch: u64, key: &str) -> Command {
+        Command {
+            key: Some(key.into()),
+            ..cmd(id, epoch)
+        }
+    }
+
+    #[test]
+    fn work_a_new_owner_reissues_under_the_same_key_is_not_run_again() {
+        let mut book = CommandBook::default();
+        let mut executions = 0;
+        // The old owner (epoch 1) issued it as its command 40; it is half done.
+        book.receive(&[keyed(40, 1, "s1/7/1")], 1, |_| executions += 1);
+        book.running_mut().for_each(|t| t.run(50));
+        book.progress();
+        book.acknowledge();
+        // The new owner (epoch 66) re-issues it as its command 3: same work, new id.
+        let r = book.receive(&[keyed(3, 66, "s1/7/1")], 66, |_| executions += 1);
+        assert_eq!(
+            (r.accepted, r.duplicates, r.relabeled.clone()),
+            (0, 1, vec![(40, 3)])
+        );
+        assert_eq!(executions, 1, "not started again");
+        let p = book.progress();
+        assert_eq!(
+            (p[0].id, p[0].percent),
+            (3, 50),
+            "progress goes on under the new id"
+        );
+        // Finished under the new owner and acknowledged; a third owner re-issues it again.
+        book.running_mut().for_each(|t| t.succeed("done"));
+        book.progress();
+        book.acknowledge();
+        let r = book.receive(&[keyed(900, 129, "s1/7/1")], 129, |_| executions += 1);
+        assert_eq!(
+            (r.accepted, r.reported_again, r.relabeled),
+            (0, 1, vec![(3, 900)])
+        );
+        let p = book.progress();
+        assert_eq!((p[0].id, p[0].state), (900, CommandState::Succeeded));
+        assert_eq!(executions, 1);
+        // The next attempt of the same step is other work: it runs.
+        book.acknowledge();
+        let r = book.receive(&[keyed(901, 129, "s1/7/2")], 129, |_| executions += 1);
+        assert_eq!((r.accepted, executions), (1, 2));
+        // The deposed owner's resend of its own id is fenced, not matched.
+        assert_eq!(
+            book.receive(&[keyed(40, 1, "s1/7/1")], 129, |_| {}).fenced,
+            1
+        );
     }
 
     #[test]
@@ -444,6 +535,7 @@ mod tests {
                 action: CommandAction::SoftwareDeploy {
                     release: "25.09".into(),
                 },
+                key: None,
             }],
             0,
             |_| {},

@@ -59,6 +59,7 @@ async fn the_agent_enrolls_once_reports_and_resumes_after_a_restart() {
         Command {
             id: 1,
             epoch: 1,
+            key: None,
             action: deploy,
         },
     );
@@ -68,6 +69,7 @@ async fn the_agent_enrolls_once_reports_and_resumes_after_a_restart() {
         Command {
             id: 2,
             epoch: 1,
+            key: None,
             action: CommandAction::SyncEndpoints,
         },
     );

@@ -74,6 +74,7 @@ async fn sites_enroll_report_run_commands_and_fail_over() {
             f.subclouds.get_mut(site).unwrap().pending.push(Command {
                 id,
                 epoch: 1,
+                key: None,
                 action: CommandAction::SoftwareDeploy {
                     release: "25.09".into(),
                 },
@@ -125,6 +126,7 @@ async fn sites_enroll_report_run_commands_and_fail_over() {
         .push(Command {
             id: 100,
             epoch: 1,
+            key: None,
             action: CommandAction::SoftwareDeploy {
                 release: "25.09".into(),
             },

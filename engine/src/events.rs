@@ -63,6 +63,8 @@ pub enum Event {
         what: String,
         at: Millis,
     },
+    /// An embed link was created or revoked, or the embed origin allow-list changed.
+    EmbedsChanged { at: Millis },
 }
 
 impl Event {

@@ -7,6 +7,7 @@
 
 pub mod agents;
 pub mod auth;
+pub mod embeds;
 pub mod error;
 pub mod fleet;
 pub mod georedundancy;

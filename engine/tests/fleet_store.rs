@@ -18,6 +18,8 @@ both_backends!(
     sorting_and_pagination_are_stable,
     detail_has_every_field_and_clear_errors,
     hostile_search_text_is_literal,
+    the_map_places_and_classifies_every_site,
+    the_status_digest_counts_and_orders_the_problems,
 );
 
 async fn migrations_are_idempotent_and_create_default_group(b: Backend) {
@@ -425,4 +427,159 @@ async fn hostile_search_text_is_literal(b: Backend) {
         engine.list_subclouds(&bad).await,
         Err(Error::Validation(_))
     ));
+}
+
+/// The fleet map's read model against the generated fleet: every site counted once under its
+/// worst condition, filters and the viewport narrow it, and a cell lists exactly the sites
+/// drawn in it.
+async fn the_map_places_and_classifies_every_site(b: Backend) {
+    let db = TestDb::new(b).await;
+    let engine = db.engine().await;
+    engine.seed_demo(600).await.unwrap();
+    let fleet = generate(600);
+    let status_of = |s: &demo::DemoSubcloud| {
+        let c = s.alarm_counts();
+        MapStatus::of(
+            s.management == ManagementState::Managed,
+            s.availability == AvailabilityStatus::Online,
+            c.critical as i64,
+            c.major as i64,
+            (c.minor + c.warnings) as i64,
+        )
+    };
+    let world = engine.fleet_map(&MapQuery::default()).await.unwrap();
+    assert_eq!((world.matching, world.in_view), (600, 600));
+    for (status, n) in &world.totals {
+        let expected = fleet.iter().filter(|s| status_of(s) == *status).count() as u64;
+        assert_eq!(*n, expected, "{status}");
+    }
+    let drawn: u64 = world.layers.iter().map(|l| l.count).sum();
+    assert_eq!(drawn, 600);
+    let in_cells: u64 = world.cells.iter().map(|c| c.sites).sum();
+    assert_eq!(in_cells, 600, "every site is in one cell of the world view");
+    // Worst first, drawn last (on top).
+    assert!(world
+        .totals
+        .windows(2)
+        .all(|w| w[0].0.rank() > w[1].0.rank()));
+    assert!(world
+        .layers
+        .windows(2)
+        .all(|w| w[0].status.rank() < w[1].status.rank()));
+
+    // A status and a peer-group filter.
+    let offline = engine
+        .fleet_map(&MapQuery {
+            status: Some(MapStatus::Offline),
+            ..MapQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        offline.matching,
+        fleet
+            .iter()
+            .filter(|s| status_of(s) == MapStatus::Offline)
+            .count() as u64
+    );
+    assert!(offline
+        .layers
+        .iter()
+        .all(|l| l.status == MapStatus::Offline));
+    let pg = fleet.iter().find_map(|s| s.peer_group).unwrap();
+    let by_group = engine
+        .fleet_map(&MapQuery {
+            peer_group: Some(pg.to_string()),
+            ..MapQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        by_group.matching,
+        fleet.iter().filter(|s| s.peer_group == Some(pg)).count() as u64
+    );
+
+    // Zoomed on Europe: fewer in view, and the busiest cell lists exactly its sites.
+    let europe = MapQuery::from_params([("region", "europe")]).unwrap();
+    let view = engine.fleet_map(&europe).await.unwrap();
+    assert!(view.in_view > 0 && view.in_view < 600, "{}", view.in_view);
+    let busiest = view.cells.iter().max_by_key(|c| c.sites).unwrap().clone();
+    let listed = engine
+        .fleet_map(&MapQuery {
+            cell: Some((busiest.col, busiest.row)),
+            ..europe.clone()
+        })
+        .await
+        .unwrap()
+        .selected
+        .unwrap();
+    assert_eq!(listed.len() as u64, busiest.sites);
+    let (vx, vy, _, _) = europe.view_box();
+    let size = europe.cell_size();
+    for site in &listed {
+        let s = fleet.iter().find(|f| f.name == site.name).unwrap();
+        let (x, y) = engine::fleet::map::project(s.lon, s.lat);
+        assert_eq!(
+            ((x - vx) / size).floor() as u32,
+            busiest.col,
+            "{}",
+            site.name
+        );
+        assert_eq!(
+            ((y - vy) / size).floor() as u32,
+            busiest.row,
+            "{}",
+            site.name
+        );
+        assert_eq!(site.status, status_of(s));
+    }
+    // Worst first.
+    assert!(listed
+        .windows(2)
+        .all(|w| w[0].status.rank() >= w[1].status.rank()));
+}
+
+/// The status page's digest against the generated fleet: counts equal the fleet's, problems
+/// come worst first and oldest first within a severity, each naming where it is.
+async fn the_status_digest_counts_and_orders_the_problems(b: Backend) {
+    let db = TestDb::new(b).await;
+    let engine = db.engine().await;
+    engine.seed_demo(600).await.unwrap();
+    let fleet = generate(600);
+    let d = engine.status_digest().await.unwrap();
+    assert_eq!(d.sites, 600);
+    let offline = fleet
+        .iter()
+        .filter(|s| {
+            s.management == ManagementState::Managed
+                && s.availability == AvailabilityStatus::Offline
+        })
+        .count() as u64;
+    assert_eq!(d.offline, offline);
+    let (critical, major) = fleet.iter().fold((0u64, 0u64), |(c, m), s| {
+        let a = s.alarm_counts();
+        (c + u64::from(a.critical), m + u64::from(a.major))
+    });
+    assert_eq!((d.critical_alarms, d.major_alarms), (critical, major));
+    assert_eq!(d.all_clear, offline + critical + major == 0);
+    assert!(!d.problems.is_empty() && d.problems.len() <= engine::health::MAX_PROBLEMS);
+    for w in d.problems.windows(2) {
+        assert!(
+            w[0].severity < w[1].severity
+                || (w[0].severity == w[1].severity && w[0].since.0 <= w[1].since.0),
+            "{:?} before {:?}",
+            w[0],
+            w[1]
+        );
+    }
+    for p in &d.problems {
+        assert!(
+            p.href.starts_with('/') && !p.place.is_empty() && !p.what.is_empty(),
+            "{p:?}"
+        );
+        assert!(matches!(
+            p.severity,
+            AlarmSeverity::Critical | AlarmSeverity::Major
+        ));
+    }
 }

@@ -39,6 +39,7 @@ both_backends!(
     steps_pages_filters_and_overview,
     strategies_share_sites_one_step_at_a_time,
     two_controllers_ticking_at_once_launch_each_step_once,
+    peer_copies_apply_by_handover_and_stay_read_only,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -2295,4 +2296,109 @@ async fn strategies_share_sites_one_step_at_a_time(b: Backend) {
     let list = f.engine.strategies(&viewer(), 1, 10).await.unwrap();
     assert_eq!(list.matching, 2);
     assert_eq!(list.items[0].id, k, "newest first");
+}
+
+/// A peer's copies of the strategies it runs: stored as read-only copies the runner leaves
+/// alone, replaced by a newer handover, never by an older one or by a sender that does not
+/// run them.
+async fn peer_copies_apply_by_handover_and_stay_read_only(b: Backend) {
+    let mut f = Fleet::new(b, 6).await;
+    let mut s = deploy(Target::All, "26.03");
+    s.max_parallel = Some(2);
+    f.start(&s).await;
+    f.tick().await;
+    let mut copies = f.engine.strategy_copies(Millis(0)).await.unwrap();
+    assert_eq!(copies.len(), 1);
+    let mut c = copies.remove(0);
+    assert_eq!((c.steps.len(), c.uuid.len()), (6, 32));
+    assert!(c
+        .steps
+        .iter()
+        .any(|st| st.state == "queued" || st.state == "running"));
+    // Nothing changed since: an incremental push carries nothing (ticks run on test time).
+    let later = Millis(i64::MAX / 2);
+    assert!(f.engine.strategy_copies(later).await.unwrap().is_empty());
+
+    // Another store (same fleet, same subcloud ids) receives it as sc-a's.
+    let mut g = Fleet::new(b, 6).await;
+    c.origin = "sc-a".into();
+    c.run_by = "sc-a".into();
+    let r = g
+        .engine
+        .apply_strategy_copies("sc-a", vec![c.clone()])
+        .await
+        .unwrap();
+    assert_eq!((r.inserted, r.updated, r.ignored), (1, 0, 0));
+    let held = |g: &Fleet| {
+        let e = g.engine.clone();
+        let uuid = c.uuid.clone();
+        async move {
+            e.strategies(&operator(), 1, 50)
+                .await
+                .unwrap()
+                .items
+                .into_iter()
+                .find(|x| x.uuid == uuid)
+                .unwrap()
+        }
+    };
+    let copy = held(&g).await;
+    assert_eq!((copy.run_by.as_str(), copy.total), ("sc-a", 6));
+    match g
+        .engine
+        .strategy_action(&operator(), copy.id, StrategyAction::Pause)
+        .await
+    {
+        Err(engine::Error::Conflict(m)) => assert!(m.contains("run by sc-a"), "{m}"),
+        other => panic!("an action on a copy: {other:?}"),
+    }
+    // The runner leaves a copy alone.
+    g.tick().await;
+    let issued = g
+        .count(&format!(
+            "SELECT COUNT(*) FROM subcloud_commands WHERE created_by = 'strategy:{}'",
+            copy.id
+        ))
+        .await;
+    assert_eq!(issued, 0);
+
+    // sc-b took it over (handover 1): its copy replaces sc-a's, and sc-a's older one no longer
+    // does; nor does a copy sent by a controller that does not run it.
+    let mut newer = c.clone();
+    newer.run_by = "sc-b".into();
+    newer.handover = 1;
+    newer.state = "paused".into();
+    let r = g
+        .engine
+        .apply_strategy_copies("sc-b", vec![newer])
+        .await
+        .unwrap();
+    assert_eq!(r.updated, 1);
+    let r = g
+        .engine
+        .apply_strategy_copies("sc-a", vec![c.clone()])
+        .await
+        .unwrap();
+    assert_eq!(r.ignored, 1);
+    let mut forged = c.clone();
+    forged.handover = 9;
+    let r = g
+        .engine
+        .apply_strategy_copies("sc-b", vec![forged])
+        .await
+        .unwrap();
+    assert_eq!(r.ignored, 1);
+    let now = held(&g).await;
+    assert_eq!(
+        (now.run_by.as_str(), now.state),
+        ("sc-b", StrategyState::Paused)
+    );
+    assert_eq!(now.id, copy.id, "replaced in place");
+    let steps = g
+        .count(&format!(
+            "SELECT COUNT(*) FROM strategy_steps WHERE strategy_id = {} AND command_id IS NULL",
+            copy.id
+        ))
+        .await;
+    assert_eq!(steps, 6, "copies carry no commands");
 }

@@ -20,6 +20,8 @@ use app::auth::SessionToken;
 use crate::startup::AppState;
 
 pub const SESSION_COOKIE: &str = "murmur_session";
+/// The hydrated pages' live-update stream (`crate::api::events`).
+const EVENT_STREAM: &str = "/api/v1/events";
 
 /// What kind of route a path is, for the access rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +30,9 @@ enum RouteClass {
     Static,
     /// The login and setup pages and their form posts.
     PreAuth,
+    /// Portal embeds and their server functions: no session, read only; the token in each
+    /// request is the credential, checked by the engine.
+    Embed,
     /// REST API: bearer token or session; refusals are JSON 401/403.
     Api,
     /// Dashboard server functions: session only; refusals are JSON 401/403.
@@ -39,9 +44,11 @@ enum RouteClass {
 impl RouteClass {
     fn of(path: &str) -> Self {
         match path {
-            "/favicon.ico" | "/healthz" => RouteClass::Static,
+            // The world outline is public geography, and embeds draw it without a session.
+            "/favicon.ico" | "/healthz" | "/map/world.svg" => RouteClass::Static,
             "/login" | "/setup" => RouteClass::PreAuth,
             p if p.starts_with("/pkg/") => RouteClass::Static,
+            p if p.starts_with("/embed/") || p.starts_with("/ui/embed/") => RouteClass::Embed,
             p if p.starts_with("/api/") => RouteClass::Api,
             p if p.starts_with("/ui/") => RouteClass::ServerFn,
             _ => RouteClass::Page,
@@ -49,9 +56,9 @@ impl RouteClass {
     }
 }
 
-/// Posts a viewer may make: their own session and account.
+/// Posts a viewer may make: their own session, account and display preferences.
 fn self_service(path: &str) -> bool {
-    matches!(path, "/logout") || path.starts_with("/ui/account/")
+    matches!(path, "/logout" | "/theme") || path.starts_with("/ui/account/")
 }
 
 /// POSTs that change nothing (their body is too rich for a query string): viewers may send
@@ -157,6 +164,9 @@ pub async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -
     if class == RouteClass::Static {
         return next.run(req).await;
     }
+    if class == RouteClass::Embed {
+        return embed(&state, req, next, mutating).await;
+    }
     let addr = client_addr(&req);
 
     // Scripts: a bearer API token, on the REST API only. No cookies are involved, so no
@@ -208,16 +218,18 @@ pub async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -
         }
     }
 
-    let mut expired = false;
-    if let Some(token) = cookie_value(req.headers(), SESSION_COOKIE) {
-        // A page refreshing itself after a live update is not the user being active: it must
-        // not keep an unattended session alive past its idle limit.
-        let background = class == RouteClass::ServerFn
-            && req.method() == Method::GET
+    // A page refreshing itself after a live update, or its event stream reconnecting, is not
+    // the user being active: it must not keep an unattended session alive past its idle limit,
+    // nor use up the "session expired" notice that the user's next page load should show.
+    let background = req.method() == Method::GET
+        && ((class == RouteClass::ServerFn
             && req
                 .uri()
                 .query()
-                .is_some_and(|q| q.split('&').any(|p| p == "background=true"));
+                .is_some_and(|q| q.split('&').any(|p| p == "background=true")))
+            || path == EVENT_STREAM);
+    let mut expired = false;
+    if let Some(token) = cookie_value(req.headers(), SESSION_COOKIE) {
         let checked = if background {
             state
                 .engine
@@ -279,9 +291,39 @@ pub async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -
         }
         (Some(_), _) => next.run(req).await,
     };
-    if expired {
+    // The dead cookie is cleared by the next request the user makes, which also says why.
+    if expired && !background {
         res.headers_mut()
             .append(header::SET_COOKIE, session_cookie(&state, None, 0));
+    }
+    res
+}
+
+/// Embeds: GET only, no session (cookies are ignored, none is set), and the page may be
+/// framed by the admin-managed origins: the security-headers layer puts them in the
+/// Content-Security-Policy's `frame-ancestors`.
+async fn embed(state: &AppState, req: Request, next: Next, mutating: bool) -> Response {
+    if mutating {
+        return json_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "embeds are read-only",
+        );
+    }
+    let page = req.uri().path().starts_with("/embed/");
+    let mut res = next.run(req).await;
+    if page {
+        let ancestors = match state.engine.embed_origins().await {
+            Ok(origins) => engine::embeds::frame_ancestors(&origins),
+            Err(e) => {
+                tracing::error!(error = %e, "reading the embed origins; framing refused");
+                "'none'".to_string()
+            }
+        };
+        if let Ok(v) = HeaderValue::from_str(&ancestors) {
+            res.headers_mut()
+                .insert(crate::middleware::FRAME_ANCESTORS_HEADER, v);
+        }
     }
     res
 }
@@ -449,6 +491,11 @@ mod tests {
         assert_eq!(RouteClass::of("/ui/fleet/overview"), RouteClass::ServerFn);
         assert_eq!(RouteClass::of("/login"), RouteClass::PreAuth);
         assert_eq!(RouteClass::of("/subclouds"), RouteClass::Page);
+        assert_eq!(RouteClass::of("/embed/status"), RouteClass::Embed);
+        assert_eq!(RouteClass::of("/ui/embed/map"), RouteClass::Embed);
+        assert_eq!(RouteClass::of("/embeds"), RouteClass::Page);
+        assert_eq!(RouteClass::of("/ui/embeds/list"), RouteClass::ServerFn);
+        assert_eq!(RouteClass::of("/map/world.svg"), RouteClass::Static);
         let h = headers(&[("cookie", "a=1; murmur_session=abc; b=2")]);
         assert_eq!(cookie_value(&h, SESSION_COOKIE).as_deref(), Some("abc"));
         assert_eq!(

@@ -7,8 +7,10 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 mod error;
+pub mod map;
 pub mod middleware;
 pub mod peers;
+pub mod preferences;
 pub mod startup;
 pub mod telemetry;
 

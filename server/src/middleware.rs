@@ -26,6 +26,8 @@ static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The header through which a rendered page tells this layer its script nonce.
 pub const NONCE_HEADER: &str = "x-murmur-nonce";
+/// The header through which the gate tells this layer which origins may frame an embed.
+pub const FRAME_ANCESTORS_HEADER: &str = "x-murmur-frame-ancestors";
 
 /// Security headers for every response.
 #[derive(Clone, Copy)]
@@ -35,8 +37,9 @@ pub struct SecurityHeaders {
 }
 
 /// Content-Security-Policy: only our own scripts, plus the inline hydration bootstrap that
-/// carries this response's nonce; no framing (embeds get their own policy later).
-fn content_security_policy(nonce: Option<&str>) -> String {
+/// carries this response's nonce; framing only by `frame_ancestors` (embeds: the allowed
+/// portal origins; everything else: nobody).
+fn content_security_policy(nonce: Option<&str>, frame_ancestors: &str) -> String {
     let scripts = match nonce {
         Some(n) => format!("script-src 'self' 'nonce-{n}' 'wasm-unsafe-eval'"),
         None => "script-src 'self' 'wasm-unsafe-eval'".to_string(),
@@ -44,7 +47,7 @@ fn content_security_policy(nonce: Option<&str>) -> String {
     format!(
         "default-src 'self'; {scripts}; style-src 'self'; img-src 'self' data:; \
          connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; \
-         form-action 'self'; frame-ancestors 'none'"
+         form-action 'self'; frame-ancestors {frame_ancestors}"
     )
 }
 
@@ -62,8 +65,21 @@ async fn security_headers(
             n.chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         });
-    if let Ok(v) = HeaderValue::from_str(&content_security_policy(nonce.as_deref())) {
-        h.insert(header::CONTENT_SECURITY_POLICY, v);
+    // Only origins the gate vouched for: the source list is rebuilt from safe characters.
+    let ancestors = h
+        .remove(FRAME_ANCESTORS_HEADER)
+        .and_then(|v| v.to_str().ok().map(str::to_string))
+        .filter(|a| {
+            a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || " :/.-*[]'".contains(c))
+        })
+        .unwrap_or_else(|| "'none'".to_string());
+    // A handler that set its own policy (the map's world image) keeps it.
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        if let Ok(v) = HeaderValue::from_str(&content_security_policy(nonce.as_deref(), &ancestors))
+        {
+            h.insert(header::CONTENT_SECURITY_POLICY, v);
+        }
     }
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,

@@ -15,8 +15,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use engine::georedundancy::{
-    GroupSnapshot, Heartbeat, MigrateRequest, PeerConfig, PeerFuture, PeerLink, TakeoverAnswer,
-    TakeoverOrder,
+    GroupSnapshot, Heartbeat, MigrateRequest, PeerConfig, PeerFuture, PeerLink, StrategySync,
+    TakeoverAnswer, TakeoverOrder,
 };
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -31,6 +31,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/peer/v1/heartbeat", post(heartbeat))
         .route("/peer/v1/sync", post(sync))
+        .route("/peer/v1/strategies", post(strategies))
         .route("/peer/v1/takeover", post(takeover))
         .route("/peer/v1/migrate", post(migrate))
         .route("/peer/v1/demo-power", post(demo_power))
@@ -178,6 +179,23 @@ async fn sync(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Res
     }
 }
 
+async fn strategies(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let run = async {
+        let from = authenticate(&s, &headers)?;
+        stopped(&s)?;
+        let sync: StrategySync = parse(&body)?;
+        check_sender(&from, &sync.from)?;
+        s.engine
+            .geo_receive_strategies(sync)
+            .await
+            .map_err(engine_error)
+    };
+    match run.await {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(r) => r.into_response(),
+    }
+}
+
 async fn takeover(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let run = async {
         let from = authenticate(&s, &headers)?;
@@ -320,6 +338,17 @@ impl PeerLink for HttpPeerLink {
     fn sync<'a>(&'a self, peer: &'a PeerConfig, snapshot: &'a GroupSnapshot) -> PeerFuture<'a, ()> {
         Box::pin(async move {
             self.call(peer, "/peer/v1/sync", snapshot, None).await?;
+            Ok(())
+        })
+    }
+
+    fn sync_strategies<'a>(
+        &'a self,
+        peer: &'a PeerConfig,
+        sync: &'a StrategySync,
+    ) -> PeerFuture<'a, ()> {
+        Box::pin(async move {
+            self.call(peer, "/peer/v1/strategies", sync, None).await?;
             Ok(())
         })
     }

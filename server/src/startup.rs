@@ -105,7 +105,11 @@ impl Application {
 fn router(state: AppState, site_root: &std::path::Path) -> Router {
     let routes = generate_route_list(App);
     let engine = state.engine.clone();
-    let context = move || provide_context(engine.clone());
+    let origin = app::embeds::PublicOrigin(state.public_origin.clone());
+    let context = move || {
+        provide_context(engine.clone());
+        provide_context(origin.clone());
+    };
     let options = state.leptos_options.clone();
     // The browser bundle's file names are stable (not hashed), so browsers revalidate it;
     // precompressed .br/.gz siblings are used when present.
@@ -125,8 +129,10 @@ fn router(state: AppState, site_root: &std::path::Path) -> Router {
     let app = Router::new()
         .nest("/api/v1", crate::api::router())
         .route("/healthz", get(health))
+        .route("/map/world.svg", get(crate::map::world_svg))
         .route("/login", post(crate::auth::login))
         .route("/logout", post(crate::auth::logout))
+        .route("/theme", post(crate::preferences::set_theme))
         .route("/setup", post(crate::auth::setup))
         .nest_service("/pkg", pkg)
         .route_service(

@@ -19,6 +19,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 mod common;
+use agent::sim::{Selector, StepConfig};
 use common::geo::{Cluster, Settings, HEARTBEAT_MS, THRESHOLD};
 use common::wait_for;
 
@@ -98,6 +99,66 @@ async fn takeover_is_evidence_based_fenced_and_reversible(b: Backend) {
         .iter()
         .map(|(g, t)| (g.clone(), t.clone()))
         .collect();
+
+    // A rollout over one of dallas's groups is under way when dallas dies.
+    let rollout_group = dallas_groups[0].clone();
+    let rollout_sites = c.members(&rollout_group);
+    let new_owner = expected[&rollout_group].clone();
+    let x = c.nodes.iter().position(|n| n.name == new_owner).unwrap();
+    c.sim
+        .set_steps(StepConfig {
+            scale: 3.0 / 180.0,
+            failure_rate: 0.0,
+            ..StepConfig::default()
+        })
+        .unwrap();
+    let (status, created) = c.nodes[dal]
+        .post(
+            "/api/v1/strategies",
+            &json!({ "type": "sw-deploy", "target": { "kind": "peer_group", "name": rollout_group },
+                     "release": "26.03", "max_parallel": 10, "step_timeout_secs": 600 }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let dal_id = created["id"].as_i64().unwrap();
+    let (status, body) = c.nodes[dal]
+        .post(
+            &format!("/api/v1/strategies/{dal_id}/actions"),
+            &json!({ "action": "apply" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let uuid = c.nodes[dal]
+        .get(&format!("/api/v1/strategies/{dal_id}"))
+        .await["summary"]["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_for(
+        Duration::from_secs(60),
+        "the rollout is part done on dallas, and its copy on the future owner shows it",
+        || async {
+            let here = c.nodes[dal].strategy(&uuid).await.unwrap();
+            let copy = c.nodes[x].strategy(&uuid).await;
+            here["complete"].as_u64().unwrap_or(0) >= 10
+                && here["in_flight"].as_u64().unwrap_or(0) > 0
+                && copy.is_some_and(|s| {
+                    s["complete"].as_u64().unwrap_or(0) > 0 && s["run_by"] == "sc-dallas"
+                })
+        },
+    )
+    .await;
+    // A copy is read-only.
+    let copy_id = c.nodes[x].strategy(&uuid).await.unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let (status, body) = c.nodes[x]
+        .post(
+            &format!("/api/v1/strategies/{copy_id}/actions"),
+            &json!({ "action": "pause" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
     let t = c
         .kill_and_wait_takeover(dal, ams, &expected_pairs, Duration::from_secs(40))
         .await;
@@ -114,6 +175,68 @@ async fn takeover_is_evidence_based_fenced_and_reversible(b: Backend) {
     assert_eq!(c.nodes[ams].owners().await, c.nodes[sgp].owners().await);
     c.assert_no_split_brain();
 
+    // The rollout moved with its sites: paused under the new owner, which carries on the steps
+    // dallas had in flight; resumed, it completes, and no site deployed twice.
+    wait_for(
+        Duration::from_secs(20),
+        "the new owner took the rollout over, paused",
+        || async {
+            c.nodes[x]
+                .strategy(&uuid)
+                .await
+                .is_some_and(|s| s["run_by"] == new_owner.as_str() && s["state"] == "paused")
+        },
+    )
+    .await;
+    let taken = c.nodes[x].strategy(&uuid).await.unwrap();
+    assert!(
+        taken["reason"]
+            .as_str()
+            .unwrap()
+            .contains("taken over from sc-dallas"),
+        "{taken}"
+    );
+    let before_resume = taken["complete"].as_u64().unwrap();
+    let (status, body) = c.nodes[x]
+        .post(
+            &format!("/api/v1/strategies/{copy_id}/actions"),
+            &json!({ "action": "resume" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    wait_for(
+        Duration::from_secs(120),
+        "the rollout completes under its new owner",
+        || async {
+            c.nodes[x]
+                .strategy(&uuid)
+                .await
+                .is_some_and(|s| s["state"] == "complete")
+        },
+    )
+    .await;
+    let done = c.nodes[x].strategy(&uuid).await.unwrap();
+    assert_eq!(done["complete"], rollout_sites.len() as u64, "{done}");
+    assert!(before_resume < rollout_sites.len() as u64);
+    let stats = c.sim.stats();
+    assert!(
+        stats.commands_reissued > 0,
+        "no deploy was in flight at the kill: the handover of running steps went untested"
+    );
+    let deploys = stats.commands_by_action["software_deploy"];
+    assert_eq!(
+        (deploys.succeeded, deploys.failed),
+        (rollout_sites.len() as u64, 0),
+        "every site of {rollout_group} deployed exactly once over both owners"
+    );
+    let wanted: std::collections::HashSet<&str> =
+        rollout_sites.iter().map(String::as_str).collect();
+    for s in c.sim.sites(Selector::All) {
+        if wanted.contains(s.name.as_str()) {
+            assert_eq!(s.software_version, "26.03", "{}", s.name);
+        }
+    }
+
     // 3. Restart dallas on its old store: it learns it lost its groups and stays secondary.
     c.nodes[dal].start().await;
     wait_for(
@@ -124,6 +247,18 @@ async fn takeover_is_evidence_based_fenced_and_reversible(b: Backend) {
             expected
                 .iter()
                 .all(|(g, to)| o.get(g).is_some_and(|(x, _)| x == to))
+        },
+    )
+    .await;
+    // Its own row of the rollout became a copy of the new owner's.
+    wait_for(
+        Duration::from_secs(20),
+        "restarted dallas holds the new owner's copy of the rollout",
+        || async {
+            c.nodes[dal]
+                .strategy(&uuid)
+                .await
+                .is_some_and(|s| s["run_by"] == new_owner.as_str() && s["state"] == "complete")
         },
     )
     .await;
@@ -204,7 +339,7 @@ async fn takeover_is_evidence_based_fenced_and_reversible(b: Backend) {
         let res = req.send().await.unwrap();
         assert_eq!(res.status(), status, "{peer:?} {secret:?}");
     }
-    for path in ["sync", "takeover"] {
+    for path in ["sync", "strategies", "takeover", "migrate"] {
         let res = client
             .post(format!("{ams_base}/peer/v1/{path}"))
             .header("x-murmur-peer", "sc-dallas")

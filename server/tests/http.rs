@@ -427,13 +427,28 @@ async fn background_refreshes_do_not_keep_a_session_alive(b: Backend) {
         StatusCode::OK
     );
     tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let res = call("/ui/fleet/overview?background=true").await.unwrap();
     assert_eq!(
-        call("/ui/fleet/overview?background=true")
-            .await
-            .unwrap()
-            .status(),
+        res.status(),
         StatusCode::UNAUTHORIZED,
         "2.4 s without user activity ends a 2 s idle session"
+    );
+    // Neither that refresh nor the event stream reconnecting uses up the dead cookie: the
+    // user's next page load is the one told that the session expired.
+    assert!(res.headers().get("set-cookie").is_none(), "{res:?}");
+    let res = call("/api/v1/events").await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert!(res.headers().get("set-cookie").is_none(), "{res:?}");
+    let res = call("/subclouds").await.unwrap();
+    assert!(res.status().is_redirection(), "{}", res.status());
+    assert_eq!(
+        res.headers()["location"],
+        "/login?next=/subclouds&expired=1"
+    );
+    let cleared = res.headers()["set-cookie"].to_str().unwrap();
+    assert!(
+        cleared.starts_with("murmur_session=;") && cleared.contains("Max-Age=0"),
+        "{cleared}"
     );
 }
 

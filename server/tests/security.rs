@@ -718,7 +718,14 @@ fn route_table(subcloud: &str, own_token: i64, alarm: i64) -> Vec<Route> {
             format!("/subclouds/{subcloud}"),
             Anyone,
         ),
+        get(
+            Page,
+            "/map",
+            "/map?region=europe&status=ok&cell=3,4".into(),
+            Anyone,
+        ),
         get(Page, "/users", "/users".into(), Admin),
+        get(Page, "/embeds", "/embeds".into(), Admin),
         get(Page, "/account", "/account".into(), OwnAccount),
         get(Page, "/audit", "/audit".into(), Audit),
         get(
@@ -816,6 +823,15 @@ fn route_table(subcloud: &str, own_token: i64, alarm: i64) -> Vec<Route> {
             "/ui/fleet/subclouds?query[availability]=online&query[sort]=name&query[dir]=asc&query[page]=1&query[per_page]=10".into(),
             Anyone,
         ),
+        get(ServerFn, "/ui/clock", "/ui/clock".into(), Anyone),
+        get(ServerFn, "/ui/status", "/ui/status".into(), Anyone),
+        get(Page, "/status", "/status".into(), Anyone),
+        get(
+            ServerFn,
+            "/ui/fleet/map",
+            "/ui/fleet/map?view=x%3D500%26y%3D240%26z%3D2%26status%3Dok".into(),
+            Anyone,
+        ),
         get(
             ServerFn,
             "/ui/fleet/subcloud",
@@ -836,6 +852,7 @@ fn route_table(subcloud: &str, own_token: i64, alarm: i64) -> Vec<Route> {
             OwnAccount,
         ),
         get(ServerFn, "/ui/users/list", "/ui/users/list".into(), Admin),
+        get(ServerFn, "/ui/embeds/list", "/ui/embeds/list".into(), Admin),
         get(
             ServerFn,
             "/ui/audit/page",
@@ -1001,10 +1018,51 @@ fn route_table(subcloud: &str, own_token: i64, alarm: i64) -> Vec<Route> {
             form(&[("controller", "sc-amsterdam"), ("running", "true")]),
             Admin,
         ),
+        // The crawl's link is the store's first (id 1); the origin is added, then removed.
+        post(
+            ServerFn,
+            "/ui/embeds/create",
+            form(&[
+                ("kind", "status"),
+                ("target", ""),
+                ("label", "crawler"),
+                ("expires_in", "1"),
+                ("unit", "days"),
+            ]),
+            Admin,
+        ),
+        post(ServerFn, "/ui/embeds/revoke", form(&[("id", "1")]), Admin),
+        post(
+            ServerFn,
+            "/ui/embeds/origin-add",
+            form(&[("origin", "https://portal.example")]),
+            Admin,
+        ),
+        post(
+            ServerFn,
+            "/ui/embeds/origin-remove",
+            form(&[("origin", "https://portal.example")]),
+            Admin,
+        ),
         // Form posts.
         post(Form, "/logout", String::new(), OwnAccount),
     ]
 }
+
+/// The embed views and their server functions: no session, their token is the credential
+/// (tested in `embeds_open_with_their_token_only`, not by the session crawls).
+const EMBED_PAGES: [&str; 4] = [
+    "/embed/map",
+    "/embed/peer-group",
+    "/embed/status",
+    "/embed/strategy",
+];
+const EMBED_SERVER_FNS: [&str; 4] = [
+    "/ui/embed/map",
+    "/ui/embed/peer-group",
+    "/ui/embed/status",
+    "/ui/embed/strategy",
+];
 
 /// Creates an API token for `user` through the engine; returns (id, secret).
 async fn engine_token(app: &TestApp, user: &str, name: &str) -> (i64, String) {
@@ -1032,6 +1090,7 @@ async fn route_table_is_complete() {
         .iter()
         .filter(|r| r.kind == Kind::ServerFn)
         .map(|r| (r.path.to_string(), r.method.to_string()))
+        .chain(EMBED_SERVER_FNS.map(|p| (p.to_string(), "GET".to_string())))
         .collect();
     ours.sort();
     assert!(
@@ -1056,6 +1115,7 @@ async fn route_table_is_complete() {
         .iter()
         .filter(|r| r.kind == Kind::Page)
         .map(|r| r.path.to_string())
+        .chain(EMBED_PAGES.map(str::to_string))
         .collect();
     ours.sort();
     assert_eq!(ours, pages, "the route table and the app's pages differ");
@@ -1081,6 +1141,7 @@ both_backends!(
     hostile_text_is_stored_verbatim_and_escaped,
     api_tokens,
     sessions_end_when_they_should,
+    embeds_open_with_their_token_only,
 );
 
 async fn crawl_anonymous_and_garbage_cookie(b: Backend) {
@@ -1382,6 +1443,10 @@ async fn crawl_admin_can_do_everything(b: Backend) {
         "geo.migrate",
         "geo.takeover_paused",
         "demo.controller_started",
+        "embed.create",
+        "embed.revoke",
+        "embed.origin_add",
+        "embed.origin_remove",
         "auth.logout",
     ] {
         assert!(actions.iter().any(|x| x == a), "no {a} in {actions:?}");
@@ -3079,4 +3144,122 @@ fn chunked_over_limit() -> Vec<u8> {
     }
     body.extend_from_slice(b"0\r\n\r\n");
     body
+}
+
+/// Embeds: each view opens with its own valid token and nothing else, without a session and
+/// setting none; only the listed origins may frame them; they are read-only.
+async fn embeds_open_with_their_token_only(b: Backend) {
+    use engine::embeds::{EmbedKind, NewEmbedLink};
+    let app = TestApp::spawn(b).await;
+    let admin = Actor::user(&app.user("admin").await.expect("admin"), None);
+    let create = |kind, target: &str| {
+        let req = NewEmbedLink {
+            kind,
+            target: target.into(),
+            label: "portal".into(),
+            expires_in_secs: 3600,
+        };
+        let engine = app.engine.clone();
+        let admin = admin.clone();
+        async move { engine.create_embed_link(&admin, &req).await.expect("link") }
+    };
+    let links = [
+        (create(EmbedKind::Status, "").await, "Fleet status"),
+        (
+            create(EmbedKind::Map, "region=europe").await,
+            "sites in view",
+        ),
+        (
+            create(EmbedKind::Strategy, &STRATEGY.to_string()).await,
+            "Waves",
+        ),
+        (
+            create(EmbedKind::PeerGroup, "pg-eu-west").await,
+            "pg-eu-west",
+        ),
+    ];
+    app.engine
+        .add_embed_origin(&admin, "http://portal.test:8080")
+        .await
+        .expect("origin");
+    let garbage = "murmur_session=not-a-session-3f9c";
+    for (link, shows) in &links {
+        let token = link.path.split_once("?t=").expect("token").1;
+        for cookie in [None, Some(garbage)] {
+            let res = app.call(Method::GET, &link.path, cookie, "").await;
+            let what = format!("{} (cookie {cookie:?})", link.path);
+            assert_eq!(res.status, StatusCode::OK, "{what}: {}", res.body);
+            assert!(res
+                .header("content-type")
+                .unwrap_or("")
+                .starts_with("text/html"));
+            let csp = res.header("content-security-policy").unwrap_or("");
+            assert!(
+                csp.contains("frame-ancestors http://portal.test:8080"),
+                "{what}: {csp}"
+            );
+            assert_eq!(res.header("x-frame-options"), None, "{what}");
+            assert!(
+                res.headers.get("set-cookie").is_none(),
+                "{what} set a cookie"
+            );
+            assert!(
+                res.body.contains(shows),
+                "{what}: no {shows:?} in {}",
+                res.body
+            );
+            assert!(!res.body.contains("<form"), "{what}: an embed has no forms");
+            assert!(
+                !res.body.contains("Sign out"),
+                "{what}: no dashboard header"
+            );
+        }
+        let f = format!("/ui{}?token={token}", link.path.split_once('?').unwrap().0);
+        let res = app.call(Method::GET, &f, None, "").await;
+        assert_eq!(res.status, StatusCode::OK, "{f}: {}", res.body);
+        assert_eq!(res.json()["label"], "portal");
+        // Read-only: no method but GET reaches the view.
+        let res = app.call(Method::POST, &f, None, "token=x").await;
+        assert_eq!(res.status, StatusCode::METHOD_NOT_ALLOWED, "{f}");
+    }
+    let (status, _) = &links[0];
+    let status_token = status.path.split_once("?t=").unwrap().1.to_string();
+    // The map's token does not open the status view; no token, a forged one neither.
+    let map_token = links[1].0.path.split_once("?t=").unwrap().1;
+    let (id, sig) = status_token.split_once('.').unwrap();
+    let forged = format!("{id}.{}", sig.chars().rev().collect::<String>());
+    for (target, reason) in [
+        (
+            format!("/embed/status?t={map_token}"),
+            "opens the fleet map view",
+        ),
+        ("/embed/status".to_string(), "not valid"),
+        (format!("/embed/status?t={forged}"), "not valid"),
+    ] {
+        let res = app.call(Method::GET, &target, None, "").await;
+        assert_eq!(res.status, StatusCode::FORBIDDEN, "{target}");
+        assert!(res.body.contains(reason), "{target}: {}", res.body);
+    }
+    // Dashboard pages still refuse every frame, and need a session.
+    let res = app.get("/status", &app.admin).await;
+    assert!(res
+        .header("content-security-policy")
+        .is_some_and(|c| c.contains("frame-ancestors 'none'")));
+    // Revoked: refused at once.
+    app.engine
+        .revoke_embed_link(&admin, status.id)
+        .await
+        .expect("revoke");
+    let res = app.call(Method::GET, &status.path, None, "").await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+    assert!(res.body.contains("revoked"), "{}", res.body);
+    // An origin taken off the list may no longer frame.
+    app.engine
+        .remove_embed_origin(&admin, "http://portal.test:8080")
+        .await
+        .expect("remove");
+    let res = app.call(Method::GET, &links[1].0.path, None, "").await;
+    assert!(res
+        .header("content-security-policy")
+        .is_some_and(|c| c.contains("frame-ancestors 'none'")));
 }

@@ -137,6 +137,10 @@ async fn report(shared: &Shared, i: usize) -> Next {
                     .stats
                     .commands_fenced
                     .fetch_add(outcome.fenced as u64, Relaxed);
+                shared
+                    .stats
+                    .commands_reissued
+                    .fetch_add(outcome.reissued as u64, Relaxed);
                 if outcome.go_to_owner {
                     // A new owner was named: report there within a second (spread, so a
                     // whole group does not arrive at once), then on schedule again.

@@ -98,6 +98,8 @@ pub struct AnswerOutcome {
     /// Accepted by another controller than the one used before.
     pub failover: bool,
     pub fenced: usize,
+    /// Work a new owner re-issued under its own id and the same key: taken over, not run.
+    pub reissued: usize,
     /// The answer's epoch was already claimed by another owner (see [`OwnerHistory`]).
     pub owner_conflict: bool,
     /// Commands admitted from an answer whose epoch was below the highest seen before it.
@@ -551,6 +553,12 @@ impl SimSite {
                     timetable: None,
                 });
             });
+        // Work a new owner re-issued under its own id keeps its course.
+        for (old, new) in &received.relabeled {
+            if let Some(run) = self.runs.iter_mut().find(|r| r.id == *old) {
+                run.id = *new;
+            }
+        }
         // Counted from what the book admitted, not assumed from the fencing rule.
         let epoch_regressions = if regressed { received.accepted } else { 0 };
         self.epoch_regressions = self
@@ -561,6 +569,7 @@ impl SimSite {
         AnswerOutcome {
             failover,
             fenced: received.fenced,
+            reissued: received.relabeled.len(),
             owner_conflict,
             epoch_regressions,
             go_to_owner,
@@ -778,6 +787,7 @@ mod tests {
         Command {
             id,
             epoch,
+            key: None,
             action: CommandAction::SoftwareDeploy {
                 release: release.into(),
             },
@@ -817,6 +827,7 @@ mod tests {
         Command {
             id,
             epoch: 0,
+            key: None,
             action,
         }
     }

@@ -184,6 +184,7 @@ pub(crate) struct Stats {
     pub commands_succeeded: AtomicU64,
     pub commands_failed: AtomicU64,
     pub commands_fenced: AtomicU64,
+    pub commands_reissued: AtomicU64,
     /// Per action kind (`ActionKind` order, unknown last): succeeded, failed.
     commands_by_kind: [[AtomicU64; 2]; KIND_SLOTS],
     /// Real round-trip time of report requests (local HTTP + controller work).
@@ -212,6 +213,7 @@ impl Stats {
             commands_succeeded: AtomicU64::new(0),
             commands_failed: AtomicU64::new(0),
             commands_fenced: AtomicU64::new(0),
+            commands_reissued: AtomicU64::new(0),
             commands_by_kind: Default::default(),
             rtt: Windowed::new(now),
             lag: Windowed::new(now),
@@ -299,6 +301,7 @@ impl Stats {
             commands_succeeded: self.commands_succeeded.load(Relaxed),
             commands_failed: self.commands_failed.load(Relaxed),
             commands_fenced: self.commands_fenced.load(Relaxed),
+            commands_reissued: self.commands_reissued.load(Relaxed),
             commands_by_action: ActionKind::ALL
                 .iter()
                 .map(|k| k.name())
@@ -408,6 +411,10 @@ pub struct SimStats {
     pub commands_failed: u64,
     /// Commands ignored for carrying an epoch below the highest seen.
     pub commands_fenced: u64,
+    /// Commands a new owner re-issued (same key, its own id) that sites had already taken
+    /// on: reported under the new id, never run again.
+    #[serde(default)]
+    pub commands_reissued: u64,
     /// Commands finished per action kind (`software_deploy`, …, and `unknown`).
     #[serde(default)]
     pub commands_by_action: BTreeMap<String, CommandCounts>,

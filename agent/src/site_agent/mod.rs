@@ -471,6 +471,7 @@ mod tests {
             .map(|(i, action)| Command {
                 id: i as i64,
                 epoch: 0,
+                key: None,
                 action,
             })
             .collect();

@@ -2,13 +2,25 @@
 //! acknowledging them (operators and admins), with the server functions behind it.
 
 mod page;
+mod status;
 
 pub use page::AlarmsPage;
+pub(crate) use status::StatusBody;
+pub use status::StatusPage;
 
-use engine::health::{AlarmPage, AlarmQuery, AlarmSeverity, AlarmState};
+use engine::health::{AlarmPage, AlarmQuery, AlarmSeverity, AlarmState, StatusDigest};
 use leptos::prelude::*;
 
 use crate::ApiError;
+
+/// The fleet's problems at a glance (the status page).
+#[server(prefix = "/ui", endpoint = "status", input = server_fn::codec::GetUrl)]
+pub async fn get_status_digest(
+    #[server(default)] background: bool,
+) -> Result<StatusDigest, ApiError> {
+    let _ = background;
+    Ok(crate::error::engine()?.status_digest().await?)
+}
 
 /// One page of the fleet's alarms. The query travels as separate arguments: an empty
 /// severity list must survive the URL encoding (it is simply absent).

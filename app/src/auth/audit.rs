@@ -7,7 +7,7 @@ use leptos_router::components::Form;
 use leptos_router::hooks::use_query_map;
 
 use super::get_audit_page;
-use crate::components::{group_digits, ErrorPanel};
+use crate::components::{group_digits, ErrorPanel, TableScroll};
 use crate::ApiError;
 use engine::audit::AuditQuery;
 
@@ -61,7 +61,7 @@ pub fn AuditPage() -> impl IntoView {
                             <p class="result-count" role="status" data-matching=p.matching>
                                 {format!("{} entries", group_digits(p.matching))}
                             </p>
-                            <div class="table-scroll">
+                            <TableScroll label="Audit log entries">
                                 <table class="data audit">
                                     <thead>
                                         <tr>
@@ -92,7 +92,7 @@ pub fn AuditPage() -> impl IntoView {
                                         }}).collect_view()}
                                     </tbody>
                                 </table>
-                            </div>
+                            </TableScroll>
                             <nav class="pager" aria-label="Pages">
                                 {(p.page > 1).then(|| view! { <a href=link(p.page - 1) rel="prev">"‹ Newer"</a> })}
                                 <span class="pager-pos">{format!("Page {} of {}", p.page, group_digits(pages))}</span>

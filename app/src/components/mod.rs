@@ -125,6 +125,22 @@ pub fn ErrorPanel(error: ApiError) -> impl IntoView {
     }
 }
 
+/// The scroller around a wide table whose cells hold no link or button: keyboard users
+/// scroll it by focusing it, so it is a named region in the Tab order. `labelledby` is the
+/// id of the heading that names it, else `label` names it.
+#[component]
+pub fn TableScroll(
+    #[prop(optional, into)] label: Option<String>,
+    #[prop(optional)] labelledby: Option<&'static str>,
+    children: Children,
+) -> impl IntoView {
+    view! {
+        <div class="table-scroll" role="region" tabindex="0" aria-label=label aria-labelledby=labelledby>
+            {children()}
+        </div>
+    }
+}
+
 /// The values of `keys` present in the URL query, for a `from_params` parser.
 pub fn query_pairs(
     m: &leptos_router::params::ParamsMap,

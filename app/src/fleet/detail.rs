@@ -9,7 +9,7 @@ use super::get_subcloud_detail;
 use super::timeline::AvailabilitySection;
 use crate::components::{
     alarm_status_tone, availability_tone, deploy_tone, management_tone, severity_tone, sync_tone,
-    Badge, ErrorPanel, Tone,
+    Badge, ErrorPanel, TableScroll, Tone,
 };
 use crate::live::{use_live, LastGood, Refresh, Shown, StaleNotice};
 use crate::orchestration::{get_subcloud_steps, step_tone, strategy_tone};
@@ -125,7 +125,7 @@ fn DetailBody(
             <AgentSection agent=d.agent/>
             <section class="panel" aria-labelledby="sync-heading">
                 <h2 id="sync-heading">"Endpoint sync"</h2>
-                <div class="table-scroll">
+                <TableScroll labelledby="sync-heading">
                 <table class="data endpoints">
                     <thead>
                         <tr><th scope="col">"Endpoint"</th><th scope="col">"Status"</th><th scope="col">"Updated"</th></tr>
@@ -143,7 +143,7 @@ fn DetailBody(
                             .collect_view()}
                     </tbody>
                 </table>
-                </div>
+                </TableScroll>
             </section>
         </div>
         <DeploymentSection steps/>
@@ -153,7 +153,7 @@ fn DetailBody(
                 view! { <p class="empty">"No alarms."</p> }.into_any()
             } else {
                 view! {
-                    <div class="table-scroll">
+                    <TableScroll labelledby="alarms-heading">
                         <table class="data alarms">
                             <thead>
                                 <tr>
@@ -183,7 +183,7 @@ fn DetailBody(
                                     .collect_view()}
                             </tbody>
                         </table>
-                    </div>
+                    </TableScroll>
                 }.into_any()
             }}
         </section>
@@ -302,7 +302,7 @@ fn AgentSection(agent: Option<AgentStatus>) -> impl IntoView {
                 view! { <p class="empty">"No reachability reported yet."</p> }.into_any()
             } else {
                 view! {
-                    <div class="table-scroll">
+                    <TableScroll label="Reachability">
                         <table class="data reachability">
                             <caption class="visually-hidden">"Reachability of the system controllers"</caption>
                             <thead>
@@ -329,7 +329,7 @@ fn AgentSection(agent: Option<AgentStatus>) -> impl IntoView {
                                     .collect_view()}
                             </tbody>
                         </table>
-                    </div>
+                    </TableScroll>
                 }
                 .into_any()
             };

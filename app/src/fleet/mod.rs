@@ -3,14 +3,19 @@
 
 mod detail;
 mod list;
+mod map;
 mod overview;
 pub mod timeline;
 
 pub use detail::SubcloudPage;
 pub use list::SubcloudsPage;
+pub use map::MapPage;
+pub(crate) use map::{Legend, MapSvg};
 pub use overview::OverviewPage;
 
-use engine::fleet::{FilterChoices, Overview, SubcloudDetail, SubcloudPage, SubcloudQuery};
+use engine::fleet::{
+    FilterChoices, FleetMap, Overview, SubcloudDetail, SubcloudPage, SubcloudQuery,
+};
 use leptos::prelude::*;
 
 use crate::ApiError;
@@ -43,6 +48,18 @@ pub async fn get_subcloud_detail(
 ) -> Result<SubcloudDetail, ApiError> {
     let _ = background;
     Ok(crate::error::engine()?.subcloud_detail(&name).await?)
+}
+
+/// The fleet map for one view and filter, given as the page's own URL parameters (`x=…&z=…`):
+/// one parser, the engine's, reads both.
+#[server(prefix = "/ui", endpoint = "fleet/map", input = server_fn::codec::GetUrl)]
+pub async fn get_fleet_map(
+    view: String,
+    #[server(default)] background: bool,
+) -> Result<FleetMap, ApiError> {
+    let _ = background;
+    let query = engine::fleet::MapQuery::from_query_string("view", &view)?;
+    Ok(crate::error::engine()?.fleet_map(&query).await?)
 }
 
 /// Names for the group and peer-group filters.

@@ -6,7 +6,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 use super::get_fleet_overview;
-use crate::components::{group_digits, Badge, ErrorPanel, Tone};
+use crate::components::{group_digits, Badge, ErrorPanel, TableScroll, Tone};
 use crate::live::{use_live, LastGood, Refresh, Shown, StaleNotice};
 use crate::orchestration::{
     eta_text, get_deployment_overview, strategy_tone, Progress, ProgressBar,
@@ -112,7 +112,7 @@ fn OverviewBody(
             </section>
             <section class="panel" aria-labelledby="controllers-heading">
                 <h2 id="controllers-heading">"System controllers"</h2>
-                <div class="table-scroll">
+                <TableScroll labelledby="controllers-heading">
                     <table class="data">
                         <thead>
                             <tr>
@@ -152,7 +152,7 @@ fn OverviewBody(
                             }).collect_view()}
                         </tbody>
                     </table>
-                </div>
+                </TableScroll>
             </section>
         </div>
         <p class="as-of">"As of " <time datetime=o.as_of.to_iso()>{o.as_of.to_iso()}</time></p>
@@ -222,7 +222,7 @@ fn DeploymentsPanel(d: Shown<DeploymentOverview>) -> impl IntoView {
             {active}
             {last}
             <h3 class="subheading">"Software versions"</h3>
-            <div class="table-scroll">
+            <TableScroll label="Software versions">
                 <table class="data versions">
                     <caption class="visually-hidden">"Software versions the subclouds report"</caption>
                     <thead>
@@ -235,7 +235,7 @@ fn DeploymentsPanel(d: Shown<DeploymentOverview>) -> impl IntoView {
                     </thead>
                     <tbody>{versions}</tbody>
                 </table>
-            </div>
+            </TableScroll>
         }
     });
     view! {

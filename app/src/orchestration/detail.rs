@@ -18,7 +18,7 @@ use super::{
 };
 use crate::auth::get_current_user;
 use crate::components::{
-    group_digits, page_summary, pager, submit_enclosing_form, Badge, ErrorPanel,
+    group_digits, page_summary, pager, submit_enclosing_form, Badge, ErrorPanel, TableScroll,
 };
 use crate::live::{use_live, LastGood, Refresh, Shown, StaleNotice};
 use crate::ApiError;
@@ -155,6 +155,7 @@ fn StrategyBody(
         failures,
         step_estimate_ms,
         actions,
+        copy_of,
     } = detail;
     let id = s.id;
     let progress = Progress::of(&s);
@@ -206,6 +207,11 @@ fn StrategyBody(
                 {wave_now.map(|w| view! { <span class="muted">{w}</span> })}
                 {eta.map(|e| view! { <span class="eta" data-eta="">{e}</span> })}
             </div>
+            {copy_of.map(|c| view! {
+                <p class="strategy-copy" data-copy-of=c.clone()>
+                    {format!("Read-only copy: {c} runs this strategy; act on it there.")}
+                </p>
+            })}
             {(!s.reason.is_empty()).then(|| view! { <p class="strategy-reason" data-reason="">{s.reason.clone()}</p> })}
             <ProgressBar progress/>
             {(!counts.0.is_empty()).then(|| view! {
@@ -427,7 +433,7 @@ fn WaveTable(waves: Vec<WaveView>, id: i64) -> impl IntoView {
         })
         .collect_view();
     view! {
-        <div class="table-scroll">
+        <TableScroll label="Waves">
             <table class="data waves">
                 <caption class="visually-hidden">"Waves in the order they run"</caption>
                 <thead>
@@ -444,7 +450,7 @@ fn WaveTable(waves: Vec<WaveView>, id: i64) -> impl IntoView {
                 </thead>
                 <tbody>{rows}</tbody>
             </table>
-        </div>
+        </TableScroll>
     }
     .into_any()
 }

@@ -26,7 +26,7 @@ use super::{
     get_strategy_preview, type_label, CreateStrategy, PreviewOutcome, FORM_FIELDS,
 };
 use crate::auth::get_current_user;
-use crate::components::{group_digits, ErrorPanel};
+use crate::components::{group_digits, ErrorPanel, TableScroll};
 use crate::ApiError;
 use engine::orchestration::{
     format_duration, ApplyType, BudgetAction, CanaryApproval, OfflinePolicy, StrategyPreview,
@@ -762,7 +762,7 @@ fn PreviewBody(p: StrategyPreview) -> impl IntoView {
             })}
         </dl>
         <h3 class="subheading">"Waves, in order"</h3>
-        <div class="table-scroll">
+        <TableScroll label="Waves, in order">
             <table class="data preview-waves">
                 <caption class="visually-hidden">"Waves of the strategy, in the order they run"</caption>
                 <thead>
@@ -789,7 +789,7 @@ fn PreviewBody(p: StrategyPreview) -> impl IntoView {
                     </tr>
                 </tfoot>
             </table>
-        </div>
+        </TableScroll>
     }
 }
 

@@ -493,7 +493,7 @@ fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn random_hex() -> String {
+pub(crate) fn random_hex() -> String {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     hex(&bytes)
@@ -561,7 +561,7 @@ impl Engine {
         }
         let mut commands: HashMap<i64, Vec<Command>> = HashMap::new();
         for r in sqlx::query(
-            "SELECT id, subcloud_id, action, epoch FROM subcloud_commands \
+            "SELECT id, subcloud_id, action, epoch, idempotency_key FROM subcloud_commands \
              WHERE state IN ('queued', 'running') ORDER BY id",
         )
         .fetch_all(self.store.pool())
@@ -571,6 +571,7 @@ impl Engine {
             commands.entry(r.try_get(1)?).or_default().push(Command {
                 id: r.try_get(0)?,
                 epoch: u64::try_from(r.try_get::<i64, _>(3)?).unwrap_or(0),
+                key: r.try_get(4)?,
                 action: serde_json::from_str(&action).unwrap_or(CommandAction::Unknown),
             });
         }
@@ -989,6 +990,7 @@ impl Engine {
             g.lock().commands.entry(sid).or_default().push(Command {
                 id,
                 epoch: u64::try_from(epoch).unwrap_or(0),
+                key: None,
                 action,
             });
         }
@@ -1008,7 +1010,7 @@ impl Engine {
             return Ok(());
         };
         let rows = sqlx::query(
-            "SELECT id, subcloud_id, action, epoch FROM subcloud_commands \
+            "SELECT id, subcloud_id, action, epoch, idempotency_key FROM subcloud_commands \
              WHERE state = 'queued' ORDER BY id",
         )
         .fetch_all(self.store.pool())
@@ -1024,6 +1026,7 @@ impl Engine {
             list.push(Command {
                 id,
                 epoch: u64::try_from(r.try_get::<i64, _>(3)?).unwrap_or(0),
+                key: r.try_get(4)?,
                 action: serde_json::from_str(&action).unwrap_or(CommandAction::Unknown),
             });
         }

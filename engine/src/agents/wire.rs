@@ -190,6 +190,12 @@ pub struct Command {
     /// has seen a higher epoch ignores it (a controller that lost ownership cannot act).
     pub epoch: u64,
     pub action: CommandAction,
+    /// Names the work itself, the same on every controller (a strategy step's attempt:
+    /// `<strategy uuid>/<subcloud id>/<attempt>`, plus `/rollback` for its rollback). A new
+    /// owner that re-issues work its predecessor already sent uses the same key under its
+    /// own id; the agent then reports what it did under that key instead of running it again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 /// What a command asks for. Unknown actions from a newer controller are reported failed.

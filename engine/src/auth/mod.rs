@@ -15,7 +15,7 @@ use crate::time::Millis;
 #[cfg(feature = "store")]
 mod password;
 #[cfg(feature = "store")]
-mod store;
+pub(crate) mod store;
 #[cfg(feature = "store")]
 pub mod throttle;
 

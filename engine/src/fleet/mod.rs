@@ -3,6 +3,7 @@
 
 mod add;
 pub mod cities;
+pub mod map;
 mod model;
 mod query;
 
@@ -11,7 +12,10 @@ pub mod demo;
 #[cfg(feature = "store")]
 mod store;
 
+mod map_view;
+
 pub use add::NewSubcloud;
+pub use map_view::*;
 pub use model::*;
 pub use query::*;
 #[cfg(feature = "store")]

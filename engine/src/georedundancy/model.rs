@@ -453,6 +453,80 @@ pub struct GroupSnapshot {
     pub subclouds: Vec<SubcloudCopy>,
 }
 
+/// The strategies a controller runs, pushed to every peer so a survivor that takes over their
+/// sites can resume them (`POST /peer/v1/strategies`). Whole copies of the strategies changed
+/// since the last push to that peer (or all, every resync).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StrategySync {
+    pub from: String,
+    pub strategies: Vec<StrategyCopy>,
+}
+
+/// One strategy as its runner holds it. Local row ids differ between stores: `uuid` names it,
+/// subcloud ids are the same everywhere (agent credentials carry them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StrategyCopy {
+    pub uuid: String,
+    pub strategy_type: String,
+    pub state: String,
+    /// The validated request, as JSON.
+    pub spec: String,
+    pub target: String,
+    pub args: String,
+    pub current_wave: i64,
+    pub wave_count: i64,
+    /// total, complete, failed, skipped, aborted, in flight.
+    pub counts: [i64; 6],
+    pub step_estimate_ms: i64,
+    pub measured_steps: i64,
+    pub measured_ms: i64,
+    pub reason: String,
+    pub created_by: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub origin: String,
+    pub run_by: String,
+    /// Takeovers so far: a copy from an older handover never overwrites a newer one.
+    pub handover: i64,
+    pub waves: Vec<WaveCopy>,
+    pub steps: Vec<StepCopy>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaveCopy {
+    pub wave: i64,
+    pub name: String,
+    pub apply_type: String,
+    pub max_parallel: i64,
+    pub sites: i64,
+    pub state: String,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub soak_until: Option<i64>,
+    pub failures_accepted: i64,
+}
+
+/// A step without its command: commands are the runner's own; a controller that takes the
+/// strategy over re-issues in-flight attempts under the same key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepCopy {
+    pub subcloud_id: i64,
+    pub wave: i64,
+    pub position: i64,
+    pub state: String,
+    pub phase: String,
+    pub percent: i64,
+    pub attempt: i64,
+    pub details: String,
+    pub from_version: String,
+    pub not_before: Option<i64>,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub updated_at: i64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

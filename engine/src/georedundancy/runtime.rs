@@ -106,6 +106,10 @@ impl GeoConfig {
     }
 }
 
+/// Least time between two pushes of changed strategies to one peer: a rollout changes every
+/// second, and each push carries whole strategies.
+const STRATEGY_PUSH_MS: i64 = 2_000;
+
 /// A boxed future of the peer link.
 pub type PeerFuture<'a, T> =
     Pin<Box<dyn Future<Output = std::result::Result<T, String>> + Send + 'a>>;
@@ -118,6 +122,11 @@ pub trait PeerLink: Send + Sync + 'static {
         hb: &'a Heartbeat,
     ) -> PeerFuture<'a, Heartbeat>;
     fn sync<'a>(&'a self, peer: &'a PeerConfig, snapshot: &'a GroupSnapshot) -> PeerFuture<'a, ()>;
+    fn sync_strategies<'a>(
+        &'a self,
+        peer: &'a PeerConfig,
+        sync: &'a StrategySync,
+    ) -> PeerFuture<'a, ()>;
     fn takeover<'a>(
         &'a self,
         peer: &'a PeerConfig,
@@ -152,6 +161,8 @@ struct GeoState {
     /// Orders sent for a group, so a decision is not repeated every tick.
     ordered: HashMap<String, Millis>,
     last_sync: HashMap<(String, String), Millis>,
+    /// Per peer: when the last successful strategy push started, and the last full one.
+    strategies_pushed: HashMap<String, (Millis, Millis)>,
     last_ramp: Option<Millis>,
     /// Latency medians per group received in snapshots.
     latency: HashMap<String, Vec<(String, u32)>>,
@@ -614,6 +625,8 @@ impl Engine {
         if let Some(geo) = self.geo() {
             geo.wake.notify_one();
         }
+        // A strategy taken over with the group re-issues its in-flight steps now.
+        self.wake_orchestrator();
         Ok(())
     }
 
@@ -1174,8 +1187,85 @@ impl Engine {
         self.geo_decide(&geo, &topo, now).await?;
         self.geo_ramp(&geo, &topo, now).await?;
         self.geo_replicate(&geo, &topo, now).await?;
+        self.geo_replicate_strategies(&geo, now).await?;
         self.geo_failback(&geo, &topo, now).await?;
         Ok(())
+    }
+
+    /// Pushes the strategies this controller runs to every available peer: those changed
+    /// since the last successful push to it (at most every [`STRATEGY_PUSH_MS`]), and all of
+    /// them every `resync_ms`. A copy a little behind is safe: steps carry idempotency keys.
+    async fn geo_replicate_strategies(&self, geo: &GeoRuntime, now: Millis) -> Result<()> {
+        let resync = i64::try_from(geo.config.resync_ms).unwrap_or(i64::MAX);
+        let due: Vec<(PeerConfig, bool)> = {
+            let st = geo.lock();
+            geo.config
+                .peers
+                .iter()
+                .filter(|p| geo.is_available(&st, &p.name))
+                .filter_map(|p| match st.strategies_pushed.get(&p.name) {
+                    None => Some((p.clone(), true)),
+                    Some((_, full)) if now.0 - full.0 >= resync => Some((p.clone(), true)),
+                    Some((at, _)) if now.0 - at.0 >= STRATEGY_PUSH_MS => Some((p.clone(), false)),
+                    Some(_) => None,
+                })
+                .collect()
+        };
+        if due.is_empty() {
+            return Ok(());
+        }
+        let since = {
+            let st = geo.lock();
+            due.iter()
+                .map(
+                    |(p, full)| match (full, st.strategies_pushed.get(&p.name)) {
+                        (false, Some((at, _))) => *at,
+                        _ => Millis(0),
+                    },
+                )
+                .min()
+                .unwrap_or(Millis(0))
+        };
+        let sync = StrategySync {
+            from: geo.config.this.clone(),
+            strategies: self.strategy_copies(since).await?,
+        };
+        for (peer, full) in due {
+            if sync.strategies.is_empty() && !full {
+                continue;
+            }
+            match geo.link.sync_strategies(&peer, &sync).await {
+                Ok(()) => {
+                    let mut st = geo.lock();
+                    let e = st
+                        .strategies_pushed
+                        .entry(peer.name.clone())
+                        .or_insert((now, now));
+                    e.0 = now;
+                    if full {
+                        e.1 = now;
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(peer = %peer.name, error = %e, "strategy copies not pushed");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A peer's copies of the strategies it runs arrived (already authenticated as
+    /// `sync.from`).
+    pub async fn geo_receive_strategies(
+        &self,
+        sync: StrategySync,
+    ) -> Result<crate::orchestration::CopiesApplied> {
+        let geo = self.geo_required()?.clone();
+        if !geo.lock().running {
+            return Err(Error::Conflict("stopped".into()));
+        }
+        self.apply_strategy_copies(&sync.from, sync.strategies)
+            .await
     }
 
     async fn geo_send_heartbeats(&self, geo: &Arc<GeoRuntime>, now: Millis) -> Result<()> {

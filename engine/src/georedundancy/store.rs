@@ -423,6 +423,13 @@ impl Engine {
             &entry.actor,
         )
         .await?;
+        crate::orchestration::replica::adopt_strategies(
+            &mut tx,
+            this,
+            &format!("peer group {group}, epoch {new_epoch}"),
+            now,
+        )
+        .await?;
         audit::record(&mut tx, entry).await?;
         tx.commit().await?;
         Ok(new_epoch)
@@ -487,9 +494,21 @@ impl Engine {
             g.owner, g.epoch
         );
         if g.owner == this && owner != this {
-            let paused = pause_strategies_of(&mut tx, g.id, owner, now).await?;
+            let paused = pause_strategies_of(&mut tx, g.id, this, owner, now).await?;
             if paused > 0 {
                 summary.push_str(&format!("; paused {paused} strategy(ies) with steps in it"));
+            }
+        }
+        if owner == this {
+            let taken = crate::orchestration::replica::adopt_strategies(
+                &mut tx,
+                this,
+                &format!("peer group {group}, epoch {epoch}"),
+                now,
+            )
+            .await?;
+            if !taken.is_empty() {
+                summary.push_str(&format!("; took over {} strategy(ies)", taken.len()));
             }
         }
         audit::record(
@@ -1203,18 +1222,21 @@ async fn record_ownership(
 async fn pause_strategies_of(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     group_id: i64,
+    this: &str,
     new_owner: &str,
     now: i64,
 ) -> Result<u64> {
     let done = sqlx::query(
         "UPDATE strategies SET state = 'paused', reason = $1, revision = revision + 1, updated_at = $2 \
-         WHERE state IN ('applying', 'waiting for approval') AND id IN (SELECT st.strategy_id FROM strategy_steps st \
+         WHERE state IN ('applying', 'waiting for approval') AND (run_by = '' OR run_by = $4) \
+         AND id IN (SELECT st.strategy_id FROM strategy_steps st \
          JOIN subclouds s ON s.id = st.subcloud_id WHERE s.peer_group_id = $3 \
          AND st.state IN ('initial', 'queued', 'running'))",
     )
     .bind(format!("a peer group with steps in this strategy moved to {new_owner}"))
     .bind(now)
     .bind(group_id)
+    .bind(this)
     .execute(&mut **tx)
     .await?;
     Ok(done.rows_affected())

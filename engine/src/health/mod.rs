@@ -117,10 +117,12 @@ pub mod alarm_ids {
 
 mod alarms;
 mod availability;
+mod digest;
 pub use alarms::{
     AlarmPage, AlarmQuery, AlarmRow, AlarmState, AvailabilitySpan, AvailabilityTimeline,
 };
 pub use availability::{AvailabilityTracker, HysteresisPolicy};
+pub use digest::{duration_text, Problem, StatusDigest, MAX_PROBLEMS};
 
 #[cfg(feature = "store")]
 mod monitor;

@@ -10,9 +10,13 @@
 //!   in one transaction; a controller killed at any point resumes from the store. A step's
 //!   command is created in the same transaction that records it, so a step is never lost and
 //!   never sent twice (agents de-duplicate resends by command id).
+//! - `replica`: copies of the strategies this controller runs for its peers, and taking a
+//!   failed peer's strategy over with its sites (paused, no step run twice).
 
 pub mod model;
 pub mod plan;
+#[cfg(feature = "store")]
+pub(crate) mod replica;
 #[cfg(feature = "store")]
 mod runner;
 #[cfg(feature = "store")]
@@ -23,6 +27,8 @@ pub use model::{
     NewStrategy, OfflinePolicy, StepState, StrategyAction, StrategyState, StrategyType, Target,
     WaveState,
 };
+#[cfg(feature = "store")]
+pub use replica::CopiesApplied;
 #[cfg(feature = "store")]
 pub use runner::{spawn_orchestrator, OrchestratorTick};
 
@@ -56,6 +62,13 @@ pub struct StrategySummary {
     pub finished_at: Option<Millis>,
     /// Estimated time left (running strategies) or in all (not yet applied).
     pub eta_ms: Option<i64>,
+    /// The controller running it ('' without geo-redundancy). On any other controller this
+    /// row is a read-only copy.
+    #[serde(default)]
+    pub run_by: String,
+    /// Its identity on every controller.
+    #[serde(default)]
+    pub uuid: String,
 }
 
 impl StrategySummary {
@@ -155,8 +168,11 @@ pub struct StrategyDetail {
     /// The most recent failures with their reasons.
     pub failures: Vec<StepRow>,
     pub step_estimate_ms: i64,
-    /// Actions allowed in the current state.
+    /// Actions allowed in the current state (none on a copy).
     pub actions: Vec<StrategyAction>,
+    /// The controller that runs this strategy, when this row is its read-only copy.
+    #[serde(default)]
+    pub copy_of: Option<String>,
 }
 
 /// Filter and page of the per-site step table.

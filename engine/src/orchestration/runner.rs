@@ -122,6 +122,17 @@ struct Launch {
     strategy_id: i64,
     epoch: i64,
     action: CommandAction,
+    /// [`Command::key`]: the same for this attempt on every controller.
+    key: String,
+}
+
+/// The controller-independent name of one attempt of a step (see [`Command::key`]).
+fn step_key(uuid: &str, subcloud_id: i64, attempt: i64, rollback: bool) -> String {
+    let mut k = format!("{uuid}/{subcloud_id}/{attempt}");
+    if rollback {
+        k.push_str("/rollback");
+    }
+    k
 }
 
 #[derive(Debug, Clone)]
@@ -202,6 +213,7 @@ struct StrategyWrite {
 /// A running strategy as read at the start of a tick.
 struct Active {
     id: i64,
+    uuid: String,
     strategy_type: StrategyType,
     state: StrategyState,
     spec: NewStrategy,
@@ -222,10 +234,12 @@ impl Engine {
     pub async fn orchestration_tick(&self, now: Millis) -> Result<OrchestratorTick> {
         let pool = self.store.pool();
         let rows = sqlx::query(
-            "SELECT id, strategy_type, state, spec, current_wave, wave_count, reason, revision FROM strategies \
+            "SELECT id, strategy_type, state, spec, current_wave, wave_count, reason, revision, uuid FROM strategies \
              WHERE state IN ('applying', 'paused', 'waiting for approval', 'abort requested', 'aborting') \
-             ORDER BY id",
+             AND (run_by = '' OR run_by = $1) ORDER BY id",
         )
+        // Copies of strategies another controller runs are that controller's business.
+        .bind(self.strategy_home())
         .fetch_all(pool)
         .await?;
         if rows.is_empty() {
@@ -251,6 +265,7 @@ impl Engine {
                 wave_count: u32::try_from(r.try_get::<i64, _>(5)?).unwrap_or(0),
                 reason: r.try_get(6)?,
                 revision: r.try_get(7)?,
+                uuid: r.try_get::<Option<String>, _>(8)?.unwrap_or_default(),
             });
         }
         // Sites with a step in flight: a site runs one step at a time, whatever the strategy.
@@ -589,9 +604,12 @@ impl Engine {
         let rows = sqlx::query(
             "SELECT st.id, st.subcloud_id, st.wave, st.state, st.phase, st.percent, st.attempt, st.command_id, \
              st.details, st.from_version, st.not_before, st.started_at, st.finished_at, \
-             c.state, c.percent, c.message, c.phase, c.created_at, COALESCE(pg.owner_epoch, 0) \
+             c.state, c.percent, c.message, c.phase, c.created_at, COALESCE(pg.owner_epoch, 0), \
+             COALESCE(lc.name, sc.name), s.rehome_status \
              FROM strategy_steps st LEFT JOIN subcloud_commands c ON c.id = st.command_id \
              JOIN subclouds s ON s.id = st.subcloud_id LEFT JOIN peer_groups pg ON pg.id = s.peer_group_id \
+             LEFT JOIN system_controllers lc ON lc.id = pg.leader_id \
+             JOIN system_controllers sc ON sc.id = s.controller_id \
              WHERE st.strategy_id = $1 AND st.state IN ('queued', 'running', 'rolling back')",
         )
         .bind(a.id)
@@ -605,6 +623,7 @@ impl Engine {
             a.state,
             StrategyState::AbortRequested | StrategyState::Aborting
         );
+        let this = self.geo_runtime().map(|g| g.config().this.clone());
         for r in &rows {
             let mut s = Step {
                 id: r.try_get(0)?,
@@ -625,6 +644,33 @@ impl Engine {
                 finished_at: r.try_get(12)?,
             };
             let before = s.state;
+            if s.command_id.is_none() {
+                // In flight under the controller this strategy was taken over from: issue the
+                // same attempt again under the same key, once this controller manages the
+                // site. The agent reports what it did instead of running it twice.
+                let managed_here = this.as_ref().is_none_or(|this| {
+                    r.try_get::<&str, _>(19).is_ok_and(|o| o == this)
+                        && r.try_get::<&str, _>(20).is_ok_and(|st| st != "waiting")
+                });
+                if managed_here {
+                    let rollback = s.state == StepState::RollingBack;
+                    w.launches.push(Launch {
+                        action: if rollback {
+                            CommandAction::Rollback {
+                                of: a.strategy_type.as_str().into(),
+                                to: s.from_version.clone(),
+                            }
+                        } else {
+                            spec.command()
+                        },
+                        key: step_key(&a.uuid, s.subcloud_id, s.attempt, rollback),
+                        step: s,
+                        strategy_id: a.id,
+                        epoch: r.try_get(18)?,
+                    });
+                }
+                continue;
+            }
             let cmd_state: Option<CommandState> = r
                 .try_get::<Option<&str>, _>(13)?
                 .and_then(|v| v.parse().ok());
@@ -746,6 +792,7 @@ impl Engine {
                                 of: a.strategy_type.as_str().into(),
                                 to: s.from_version.clone(),
                             },
+                            key: step_key(&a.uuid, s.subcloud_id, s.attempt, true),
                             step: s,
                             strategy_id: a.id,
                             epoch: r.try_get(18)?,
@@ -922,6 +969,7 @@ impl Engine {
                 strategy_id: a.id,
                 epoch: r.try_get(9)?,
                 action: action.clone(),
+                key: step_key(&a.uuid, subcloud_id, attempt + 1, false),
             });
         }
         Ok(())
@@ -982,6 +1030,7 @@ impl Engine {
                     Cell::Text(format!("strategy:{}", l.strategy_id)),
                     Cell::Int(now.0),
                     Cell::Int(now.0),
+                    Cell::Text(l.key.clone()),
                 ]);
             }
             let created = bulk_insert_returning(
@@ -995,6 +1044,7 @@ impl Engine {
                     "created_by",
                     "created_at",
                     "updated_at",
+                    "idempotency_key",
                 ],
                 rows,
                 "id, subcloud_id, created_by",
@@ -1017,6 +1067,7 @@ impl Engine {
                     Command {
                         id,
                         epoch: u64::try_from(l.epoch).unwrap_or(0),
+                        key: Some(l.key.clone()),
                         action: l.action.clone(),
                     },
                 ));

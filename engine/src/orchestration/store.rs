@@ -31,7 +31,8 @@ pub(super) struct TargetSite {
 pub(super) const SUMMARY_COLS: &str = "id, strategy_type, state, target, args, steps_total, \
      steps_complete, steps_failed, steps_skipped, steps_aborted, steps_in_flight, current_wave, \
      wave_count, reason, created_by, created_at, started_at, finished_at, \
-     CASE WHEN measured_steps > 0 THEN measured_ms / measured_steps ELSE step_estimate_ms END";
+     CASE WHEN measured_steps > 0 THEN measured_ms / measured_steps ELSE step_estimate_ms END, \
+     run_by, uuid";
 
 fn count(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
@@ -70,6 +71,8 @@ pub(super) fn summary_of(
         started_at: r.try_get::<Option<i64>, _>(16)?.map(Millis),
         finished_at: r.try_get::<Option<i64>, _>(17)?.map(Millis),
         eta_ms: None,
+        run_by: r.try_get(19)?,
+        uuid: r.try_get::<Option<String>, _>(20)?.unwrap_or_default(),
     };
     if !state.is_terminal() {
         let step_ms: i64 = r.try_get(18)?;
@@ -341,11 +344,13 @@ impl Engine {
         actor.require(Permission::Orchestrate)?;
         let (sites, waves) = self.validate_and_plan(new).await?;
         let t = new.strategy_type;
+        let home = self.strategy_home();
         let active: Option<(i64, String)> = sqlx::query_as(
-            "SELECT id, state FROM strategies WHERE strategy_type = $1 \
+            "SELECT id, state FROM strategies WHERE strategy_type = $1 AND origin = $2 \
              AND state NOT IN ('complete', 'aborted', 'failed')",
         )
         .bind(t.as_str())
+        .bind(&home)
         .fetch_optional(self.store.pool())
         .await?;
         if let Some((id, state)) = active {
@@ -359,8 +364,8 @@ impl Engine {
         let mut tx = self.store.pool().begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO strategies (strategy_type, state, spec, target, args, wave_count, steps_total, \
-             step_estimate_ms, created_by, created_at, updated_at) \
-             VALUES ($1, 'initial', $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING id",
+             step_estimate_ms, created_by, created_at, updated_at, uuid, origin, run_by) \
+             VALUES ($1, 'initial', $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11, $11) RETURNING id",
         )
         .bind(t.as_str())
         .bind(&spec)
@@ -371,6 +376,8 @@ impl Engine {
         .bind(step_ms)
         .bind(&actor.name)
         .bind(now.0)
+        .bind(&crate::agents::store::random_hex()[..32])
+        .bind(&home)
         .fetch_one(&mut *tx)
         .await;
         let id: i64 = match inserted {
@@ -462,6 +469,14 @@ impl Engine {
         Ok(id)
     }
 
+    /// The name strategies run here carry in `origin` and `run_by`: this controller's with
+    /// geo-redundancy, empty without.
+    pub(crate) fn strategy_home(&self) -> String {
+        self.geo_runtime()
+            .map(|g| g.config().this.clone())
+            .unwrap_or_default()
+    }
+
     pub(super) fn publish_strategy(
         &self,
         id: i64,
@@ -485,13 +500,19 @@ impl Engine {
         action: StrategyAction,
     ) -> Result<StrategyState> {
         actor.require(Permission::Orchestrate)?;
-        let row: Option<(String, String, i64)> = sqlx::query_as(
-            "SELECT strategy_type, state, current_wave FROM strategies WHERE id = $1",
+        let row: Option<(String, String, i64, String)> = sqlx::query_as(
+            "SELECT strategy_type, state, current_wave, run_by FROM strategies WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(self.store.pool())
         .await?;
-        let (t, from, wave) = row.ok_or_else(|| Error::not_found("strategy", id.to_string()))?;
+        let (t, from, wave, run_by) =
+            row.ok_or_else(|| Error::not_found("strategy", id.to_string()))?;
+        if !run_by.is_empty() && run_by != self.strategy_home() {
+            return Err(Error::Conflict(format!(
+                "strategy {id} is run by {run_by}; this is its copy: act on it there"
+            )));
+        }
         let t: StrategyType = parse_col("strategy_type", &t)?;
         let from: StrategyState = parse_col("state", &from)?;
         let to = action.transition(from).map_err(Error::Conflict)?;
@@ -669,7 +690,7 @@ impl Engine {
         .fetch_optional(pool)
         .await?
         .ok_or_else(|| Error::not_found("strategy", id.to_string()))?;
-        let spec: NewStrategy = serde_json::from_str(row.try_get::<&str, _>(19)?)
+        let spec: NewStrategy = serde_json::from_str(row.try_get::<&str, _>(21)?)
             .map_err(|e| Error::Internal(format!("strategy {id} spec: {e}")))?;
         let step_estimate_ms: i64 = row.try_get(18)?;
         let by_state = sqlx::query(
@@ -747,11 +768,16 @@ impl Engine {
         .iter()
         .map(step_row)
         .collect::<Result<_>>()?;
+        let home = self.strategy_home();
+        let copy_of =
+            (!summary.run_by.is_empty() && summary.run_by != home).then(|| summary.run_by.clone());
+        // A copy is acted on where it runs.
         let actions = StrategyAction::ALL
             .into_iter()
-            .filter(|a| a.allowed_in(summary.state))
+            .filter(|a| copy_of.is_none() && a.allowed_in(summary.state))
             .collect();
         Ok(StrategyDetail {
+            copy_of,
             summary,
             spec,
             waves,

@@ -134,6 +134,51 @@ impl Node {
             .collect()
     }
 
+    /// `POST` a JSON body to the REST API; the status and the JSON answer (Null if none).
+    pub async fn post(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> (StatusCode, serde_json::Value) {
+        let res = reqwest::Client::new()
+            .post(format!("{}{path}", self.base()))
+            .bearer_auth(&self.token)
+            .json(body)
+            .send()
+            .await
+            .expect("POST");
+        let status = res.status();
+        (status, res.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    pub async fn get(&self, path: &str) -> serde_json::Value {
+        let res = reqwest::Client::new()
+            .get(format!("{}{path}", self.base()))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(res.status(), StatusCode::OK, "GET {path}");
+        res.json().await.expect("JSON")
+    }
+
+    /// The strategy summary with `uuid` as this controller holds it (its own or a copy).
+    pub async fn strategy(&self, uuid: &str) -> Option<serde_json::Value> {
+        let res = reqwest::Client::new()
+            .get(format!("{}/api/v1/strategies?per_page=200", self.base()))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("GET /strategies");
+        assert_eq!(res.status(), StatusCode::OK);
+        let page: serde_json::Value = res.json().await.expect("strategies JSON");
+        page["items"]
+            .as_array()?
+            .iter()
+            .find(|s| s["uuid"] == uuid)
+            .cloned()
+    }
+
     pub async fn sees(&self, peer: &str) -> String {
         self.geo()
             .await
