@@ -660,7 +660,7 @@ impl Engine {
         let mut out = Vec::with_capacity(rows.len());
         let mut hashes = Vec::with_capacity(rows.len());
         // Writes first: see `enroll_agent` on SQLite's snapshot upgrades.
-        let mut tx = self.store.pool().begin().await?;
+        let mut tx = self.store.begin_write().await?;
         for r in &rows {
             let token = format!("{ENROLLMENT_PREFIX}{}", random_hex());
             hashes.push((r.try_get::<i64, _>(0)?, hex(&sha256(&token))));
@@ -802,8 +802,7 @@ impl Engine {
         let now = Millis::now();
         let token_hash = hex(&sha256(&req.enrollment_token));
         let result: Result<Option<(i64, String)>> = async {
-            // Read outside the transaction: on SQLite a transaction that reads before it writes
-            // can fail to upgrade under concurrent writers (SQLITE_BUSY_SNAPSHOT).
+            // Read outside the write transaction: a wrong token never waits for the write lock.
             let row = sqlx::query(
                 "SELECT a.subcloud_id FROM subcloud_agents a JOIN subclouds s ON s.id = a.subcloud_id \
                  WHERE s.name = $1 AND a.enrollment_hash = $2 AND a.enrollment_expires_at > $3",
@@ -816,7 +815,7 @@ impl Engine {
             let Some(row) = row else { return Ok(None) };
             let id: i64 = row.try_get(0)?;
             let secret = format!("{SECRET_PREFIX}{id}_{}", random_hex());
-            let mut tx = self.store.pool().begin().await?;
+            let mut tx = self.store.begin_write().await?;
             // Consume the token atomically: a second use (or a race) changes no row.
             let done = sqlx::query(
                 "UPDATE subcloud_agents SET enrollment_hash = NULL, enrollment_expires_at = NULL, \
@@ -900,7 +899,7 @@ impl Engine {
             .fetch_optional(self.store.pool())
             .await?;
         let id = id.ok_or_else(|| Error::not_found("subcloud", name.as_str()))?;
-        let mut tx = self.store.pool().begin().await?;
+        let mut tx = self.store.begin_write().await?;
         let done = sqlx::query(
             "UPDATE subcloud_agents SET secret_hash = NULL, enrollment_hash = NULL, \
              enrollment_expires_at = NULL, revoked_at = $1, updated_at = $1 WHERE subcloud_id = $2",
@@ -964,7 +963,7 @@ impl Engine {
         .ok_or_else(|| Error::not_found("subcloud", name.as_str()))?;
         let (sid, epoch): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
         let json = serde_json::to_string(&action).map_err(|e| Error::Internal(e.to_string()))?;
-        let mut tx = self.store.pool().begin().await?;
+        let mut tx = self.store.begin_write().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO subcloud_commands (subcloud_id, action, epoch, state, created_by, created_at, updated_at) \
              VALUES ($1, $2, $3, 'queued', $4, $5, $5) RETURNING id",

@@ -158,7 +158,7 @@ impl Engine {
         let password = NewPassword::parse(password)?;
         let hash = password::hash(password.expose()).await?;
         let now = Millis::now().0;
-        let mut tx = self.store.pool().begin().await?;
+        let mut tx = self.store.begin_write().await?;
         let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE name = $1")
             .bind(name.as_str())
             .fetch_optional(&mut *tx)
@@ -197,7 +197,7 @@ impl Engine {
     /// Changes a user's role. An admin cannot demote the last enabled admin.
     pub async fn set_user_role(&self, actor: &Actor, name: &str, role: Role) -> Result<User> {
         actor.require(Permission::ManageUsers)?;
-        let mut tx = self.store.pool().begin().await?;
+        let mut tx = self.store.begin_write().await?;
         self.serialize_user_changes(&mut tx).await?;
         let before = user_by_name(&mut tx, name).await?;
         if before.role == role {
@@ -225,7 +225,7 @@ impl Engine {
         disabled: bool,
     ) -> Result<User> {
         actor.require(Permission::ManageUsers)?;
-        let mut tx = self.store.pool().begin().await?;
+        let mut tx = self.store.begin_write().await?;
         self.serialize_user_changes(&mut tx).await?;
         let before = user_by_name(&mut tx, name).await?;
         if before.disabled == disabled {
@@ -278,7 +278,7 @@ impl Engine {
         actor.require(Permission::ManageUsers)?;
         let new = NewPassword::parse(new)?;
         let hash = password::hash(new.expose()).await?;
-        let mut tx = self.store.pool().begin().await?;
+        let mut tx = self.store.begin_write().await?;
         let user = user_by_name(&mut tx, name).await?;
         set_password(&mut tx, user.id, &hash, None).await?;
         audit::record(
@@ -322,7 +322,7 @@ impl Engine {
         }
         if !password::verify(current, stored.as_deref()).await? {
             self.login_throttle.record_failure(client, &actor.name);
-            let mut tx = self.store.pool().begin().await?;
+            let mut tx = self.store.begin_write().await?;
             let mut e = entry(
                 actor,
                 "user.password_change",
@@ -339,7 +339,7 @@ impl Engine {
             .into());
         }
         let hash = password::hash(new.expose()).await?;
-        let mut tx = self.store.pool().begin().await?;
+        let mut tx = self.store.begin_write().await?;
         set_password(&mut tx, user_id, &hash, keep_session_token.map(secret_hash)).await?;
         audit::record(
             &mut tx,
@@ -387,7 +387,7 @@ impl Engine {
         };
         let verified = password::verify(password, stored.as_deref()).await?;
         let now = Millis::now();
-        let mut tx = self.store.pool().begin().await?;
+        let mut tx = self.store.begin_write().await?;
         let user = match user {
             Some(u) if verified && !u.disabled => u,
             other => {
@@ -497,7 +497,7 @@ impl Engine {
 
     /// Ends a session (logout). Unknown tokens are ignored.
     pub async fn logout(&self, actor: &Actor, token: &str) -> Result<()> {
-        let mut tx = self.store.pool().begin().await?;
+        let mut tx = self.store.begin_write().await?;
         let n = sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
             .bind(secret_hash(token))
             .execute(&mut *tx)
@@ -531,7 +531,7 @@ impl Engine {
         let secret = format!("{API_TOKEN_PREFIX}{}", random_secret());
         let prefix: String = secret.chars().take(API_TOKEN_PREFIX.len() + 6).collect();
         let now = Millis::now().0;
-        let mut tx = self.store.pool().begin().await?;
+        let mut tx = self.store.begin_write().await?;
         sqlx::query(
             "INSERT INTO api_tokens (user_id, name, prefix, token_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
         )
@@ -585,7 +585,7 @@ impl Engine {
     /// Revokes one of the actor's tokens (admins: anyone's).
     pub async fn revoke_api_token(&self, actor: &Actor, token_id: i64) -> Result<()> {
         actor.require(Permission::ManageSelf)?;
-        let mut tx = self.store.pool().begin().await?;
+        let mut tx = self.store.begin_write().await?;
         let owner: Option<(i64, String, String)> = sqlx::query_as(
             "SELECT t.user_id, u.name, t.prefix FROM api_tokens t JOIN users u ON u.id = t.user_id \
              WHERE t.id = $1 AND t.revoked_at IS NULL",

@@ -204,7 +204,7 @@ impl Engine {
         let key = self.embed_signing_key().await?;
         let now = Millis::now();
         let expires_at = Millis(now.0 + req.expires_in_secs * 1000);
-        let mut tx = self.store.pool().begin().await?;
+        let mut tx = self.store.begin_write().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO embed_links (kind, target, label, created_by, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
@@ -268,7 +268,7 @@ impl Engine {
     pub async fn revoke_embed_link(&self, actor: &Actor, id: i64) -> Result<()> {
         actor.require(Permission::Administer)?;
         let now = Millis::now();
-        let mut tx = self.store.pool().begin().await?;
+        let mut tx = self.store.begin_write().await?;
         let row = sqlx::query(&format!(
             "SELECT {LINK_COLUMNS} FROM embed_links WHERE id = $1"
         ))
@@ -370,7 +370,7 @@ impl Engine {
         actor.require(Permission::Administer)?;
         let origin = EmbedOrigin::parse(raw)?;
         let now = Millis::now();
-        let mut tx = self.store.pool().begin().await?;
+        let mut tx = self.store.begin_write().await?;
         let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM embed_origins")
             .fetch_one(&mut *tx)
             .await?;
@@ -417,7 +417,7 @@ impl Engine {
         actor.require(Permission::Administer)?;
         let origin = EmbedOrigin::parse(raw)?;
         let now = Millis::now();
-        let mut tx = self.store.pool().begin().await?;
+        let mut tx = self.store.begin_write().await?;
         let removed = sqlx::query("DELETE FROM embed_origins WHERE origin = $1")
             .bind(origin.as_str())
             .execute(&mut *tx)

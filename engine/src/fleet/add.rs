@@ -109,7 +109,7 @@ mod store {
                 None => None,
             };
             let now = Millis::now();
-            let mut tx = pool.begin().await?;
+            let mut tx = self.store.begin_write().await?;
             let inserted = sqlx::query(
                 "INSERT INTO subclouds (name, description, location, city, country, region_id, lat, lon, \
                  management_state, availability, deploy_status, sync_status, software_version, group_id, \

@@ -453,7 +453,7 @@ impl Engine {
             .into());
         }
         let now = Millis::now().0;
-        let mut tx = self.store.pool().begin().await?;
+        let mut tx = self.store.begin_write().await?;
 
         let previous: u32 =
             sqlx::query_scalar::<_, String>("SELECT value FROM settings WHERE key = $1")

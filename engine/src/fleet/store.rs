@@ -265,7 +265,7 @@ impl Engine {
 
     /// Fleet-wide key figures straight from the store, read in one snapshot.
     pub async fn compute_overview(&self) -> Result<Overview> {
-        let mut tx = self.store.pool().begin().await?;
+        let mut tx = self.store.begin_write().await?;
         if self.store.backend() == Backend::Postgres {
             sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
                 .execute(&mut *tx)

@@ -327,7 +327,7 @@ impl Engine {
                 .await
                 .map_err(|e| Error::Conflict(format!("{controller} did not answer: {e}")))?;
         }
-        let mut tx = self.store.pool().begin().await?;
+        let mut tx = self.store.begin_write().await?;
         crate::audit::record(
             &mut tx,
             &actor.audit(
@@ -867,7 +867,7 @@ impl Engine {
             answer
         };
         if g.owner != this || answer.owner != this {
-            let mut tx = self.store.pool().begin().await?;
+            let mut tx = self.store.begin_write().await?;
             crate::audit::record(
                 &mut tx,
                 &actor.audit(
@@ -905,7 +905,7 @@ impl Engine {
             )
         });
         geo.lock().maintenance_until = until;
-        let mut tx = self.store.pool().begin().await?;
+        let mut tx = self.store.begin_write().await?;
         crate::audit::record(
             &mut tx,
             &actor.audit(

@@ -303,7 +303,7 @@ impl Engine {
 
     /// Writes this controller's and its peers' settings from the configuration.
     pub(crate) async fn geo_store_config(&self, cfg: &super::runtime::GeoConfig) -> Result<()> {
-        let mut tx = self.store.pool().begin().await?;
+        let mut tx = self.store.begin_write().await?;
         let now = Millis::now().0;
         let this = sqlx::query(
             "UPDATE system_controllers SET endpoint = $1, capacity = $2, reserved_capacity = $3, \
@@ -389,7 +389,7 @@ impl Engine {
             .ok_or_else(|| Error::not_found("system controller", this))?;
         let new_epoch = next_epoch(epoch, slot);
         let now = Millis::now().0;
-        let mut tx = self.store.pool().begin().await?;
+        let mut tx = self.store.begin_write().await?;
         let moved = sqlx::query(
             "UPDATE peer_groups SET leader_id = $1, owner_epoch = $2, migration_status = 'migrating', \
              owned_since = $3, revision = revision + 1, updated_at = $3 WHERE id = $4 AND owner_epoch = $5",
@@ -456,7 +456,7 @@ impl Engine {
             return Ok(false);
         };
         let now = Millis::now().0;
-        let mut tx = self.store.pool().begin().await?;
+        let mut tx = self.store.begin_write().await?;
         let done = sqlx::query(
             "UPDATE peer_groups SET leader_id = $1, owner_epoch = $2, owned_since = $3, \
              migration_status = CASE WHEN $4 THEN migration_status ELSE 'complete' END, \
@@ -565,7 +565,7 @@ impl Engine {
                 return Ok((ids, count(left)));
             }
         }
-        let mut tx = self.store.pool().begin().await?;
+        let mut tx = self.store.begin_write().await?;
         if !ids.is_empty() {
             let mut q = crate::store::Sql::new(
                 "UPDATE subclouds SET rehome_status = 'rehomed', controller_id = ",
@@ -749,7 +749,7 @@ impl Engine {
             return Err(Error::Conflict(c));
         }
         let now = Millis::now().0;
-        let mut tx = self.store.pool().begin().await?;
+        let mut tx = self.store.begin_write().await?;
         sqlx::query(
             "UPDATE peer_groups SET priority = $1, state = $2, max_subcloud_rehoming = $3, \
              leader_id = $4, home_controller_id = $5, owner_epoch = $6, migration_status = $7, \
@@ -947,7 +947,7 @@ impl Engine {
         let Some(id) = id else {
             return Ok(());
         };
-        let mut tx = self.store.pool().begin().await?;
+        let mut tx = self.store.begin_write().await?;
         sqlx::query("UPDATE system_controllers SET availability = $1, availability_changed_at = $2 WHERE id = $3")
             .bind(availability.as_str())
             .bind(now)
@@ -1023,7 +1023,7 @@ impl Engine {
             (Some(a), Some(r)) if a == r => return Ok(false),
             _ => {}
         }
-        let mut tx = self.store.pool().begin().await?;
+        let mut tx = self.store.begin_write().await?;
         let changed = match reason {
             Some(r) => raise_alarm(&mut tx, id, alarm_id, severity, r, now).await?,
             None => clear_alarm(&mut tx, id, alarm_id, now).await?,

@@ -277,7 +277,7 @@ impl Engine {
             return Ok(out);
         }
         let backend = self.store.backend();
-        let mut tx = self.store.pool().begin().await?;
+        let mut tx = self.store.begin_write().await?;
         bulk_update(
             &mut tx,
             backend,

@@ -149,7 +149,7 @@ impl Engine {
             return Err(crate::ValidationError::new("alarms", "at most 500 alarms at once").into());
         }
         let now = Millis::now();
-        let mut tx = self.store.pool().begin().await?;
+        let mut tx = self.store.begin_write().await?;
         let mut b = Sql::new("UPDATE alarms SET acknowledged = 1, acknowledged_by = ");
         b.bind(actor.name.clone())
             .push(", acknowledged_at = ")

@@ -186,7 +186,7 @@ impl Engine {
         let now = Millis::now();
         let mut out = CopiesApplied::default();
         let mut changed = Vec::new();
-        let mut tx = pool.begin().await?;
+        let mut tx = self.store.begin_write().await?;
         for c in &copies {
             if c.run_by != from || c.run_by == home || c.uuid.is_empty() {
                 out.ignored += 1;

@@ -979,7 +979,7 @@ impl Engine {
     /// when an operator changed a strategy meanwhile (nothing is written).
     async fn write_orchestration(&self, mut w: Writes, now: Millis) -> Result<Option<Issued>> {
         let backend = self.store.backend();
-        let mut tx = self.store.pool().begin().await?;
+        let mut tx = self.store.begin_write().await?;
         let mut states = HashMap::new();
         // Strategy rows first, guarded by the revision read: an operator's action, or a tick of
         // another controller instance sharing the store, that landed since wins, and this tick

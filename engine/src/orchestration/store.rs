@@ -361,7 +361,7 @@ impl Engine {
         let (step_ms, _) = self.step_estimate(t).await?;
         let spec = serde_json::to_string(new).map_err(|e| Error::Internal(e.to_string()))?;
         let now = Millis::now();
-        let mut tx = self.store.pool().begin().await?;
+        let mut tx = self.store.begin_write().await?;
         let inserted = sqlx::query(
             "INSERT INTO strategies (strategy_type, state, spec, target, args, wave_count, steps_total, \
              step_estimate_ms, created_by, created_at, updated_at, uuid, origin, run_by) \
@@ -517,7 +517,7 @@ impl Engine {
         let from: StrategyState = parse_col("state", &from)?;
         let to = action.transition(from).map_err(Error::Conflict)?;
         let now = Millis::now();
-        let mut tx = self.store.pool().begin().await?;
+        let mut tx = self.store.begin_write().await?;
         // Guarded by the state read: a concurrent action or runner tick that moved it first wins.
         let mut b = Sql::new("UPDATE strategies SET state = ");
         b.bind(to.as_str())

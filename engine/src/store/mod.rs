@@ -126,6 +126,20 @@ impl Store {
         &self.pool
     }
 
+    /// Begins a transaction that will write. Every state change starts here, not with
+    /// `pool().begin()`: SQLite's plain `BEGIN` is deferred, so a transaction that reads
+    /// before it writes takes its snapshot at the read, and if any other connection commits
+    /// before its first write (agents report all the time) the write fails at once with
+    /// `SQLITE_BUSY_SNAPSHOT`, whatever the busy timeout. `BEGIN IMMEDIATE` takes the write
+    /// lock up front, waiting up to the busy timeout, so the read and the write see the same
+    /// data. PostgreSQL's row locks need nothing extra.
+    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }
