@@ -5,8 +5,8 @@ mod page;
 mod status;
 
 pub use page::AlarmsPage;
-pub(crate) use status::StatusBody;
 pub use status::StatusPage;
+pub(crate) use status::{status_tile, StatusBody};
 
 use engine::health::{AlarmPage, AlarmQuery, AlarmSeverity, AlarmState, StatusDigest};
 use leptos::prelude::*;

@@ -19,6 +19,33 @@ fn tone(s: AlarmSeverity) -> Tone {
     }
 }
 
+/// One count among the status tiles. A non-zero count is marked critical (`Tone::Critical`)
+/// or major (`Major`, `Warning`); other tones never mark it. With `href` the tile links to the
+/// list behind the count (never in an embed, whose viewers cannot open the dashboard).
+pub(crate) fn status_tile(
+    label: &'static str,
+    n: u64,
+    alert: Tone,
+    href: Option<&'static str>,
+) -> AnyView {
+    let class = match (n, alert) {
+        (0, _) => "status-tile",
+        (_, Tone::Critical) => "status-tile status-tile-critical",
+        (_, Tone::Major | Tone::Warning) => "status-tile status-tile-major",
+        _ => "status-tile",
+    };
+    let inner = view! {
+        <span class="status-tile-value">{group_digits(n)}</span>
+        <span class="status-tile-label">{label}</span>
+    };
+    match href {
+        Some(href) => {
+            view! { <li><a class=class href=href data-tile=label>{inner}</a></li> }.into_any()
+        }
+        None => view! { <li><div class=class data-tile=label>{inner}</div></li> }.into_any(),
+    }
+}
+
 #[component]
 pub fn StatusPage() -> impl IntoView {
     let live = use_live();
@@ -82,25 +109,7 @@ pub(crate) fn StatusBody(
         );
         ("Attention needed".to_string(), parts.join(" · "))
     };
-    let tile = |label: &'static str, n: u64, href: &'static str, t: Tone| {
-        let class = if n == 0 {
-            "status-tile"
-        } else {
-            match t {
-                Tone::Critical => "status-tile status-tile-critical",
-                _ => "status-tile status-tile-major",
-            }
-        };
-        let inner = view! {
-            <span class="status-tile-value">{group_digits(n)}</span>
-            <span class="status-tile-label">{label}</span>
-        };
-        if embedded {
-            view! { <li><div class=class data-tile=label>{inner}</div></li> }.into_any()
-        } else {
-            view! { <li><a class=class href=href data-tile=label>{inner}</a></li> }.into_any()
-        }
-    };
+    let tile = |label, n, href, t| status_tile(label, n, t, (!embedded).then_some(href));
     let now = d.as_of;
     let items = d
         .problems

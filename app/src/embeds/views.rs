@@ -10,7 +10,8 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
 use super::{get_embed_map, get_embed_peer_group, get_embed_status, get_embed_strategy, Embedded};
-use crate::components::{group_digits, Badge, ErrorPanel};
+use crate::alarms::status_tile;
+use crate::components::{group_digits, Badge, ErrorPanel, Tone};
 use crate::georedundancy::{association_sync_tone, migration_tone};
 use crate::orchestration::{eta_text, strategy_tone, wave_tone, Progress, ProgressBar};
 use crate::ApiError;
@@ -179,26 +180,17 @@ pub fn PeerGroupEmbed() -> impl IntoView {
         get_embed_peer_group,
         |g: PeerGroupView| {
             let sites = &g.sites;
+            // Only sites offline or critical call for attention here.
             let tiles = [
-            ("Sites", sites.total),
-            ("Online", sites.online),
-            ("Offline", sites.offline),
-            ("Critical", sites.critical),
-            ("Degraded", sites.degraded),
-        ]
-        .into_iter()
-        .map(|(label, n)| {
-            let alert = n > 0 && matches!(label, "Offline" | "Critical");
-            view! {
-                <li>
-                    <div class=if alert { "status-tile status-tile-critical" } else { "status-tile" } data-tile=label>
-                        <span class="status-tile-value">{group_digits(n)}</span>
-                        <span class="status-tile-label">{label}</span>
-                    </div>
-                </li>
-            }
-        })
-        .collect_view();
+                ("Sites", sites.total, Tone::Neutral),
+                ("Online", sites.online, Tone::Neutral),
+                ("Offline", sites.offline, Tone::Critical),
+                ("Critical", sites.critical, Tone::Critical),
+                ("Degraded", sites.degraded, Tone::Neutral),
+            ]
+            .into_iter()
+            .map(|(label, n, alert)| status_tile(label, n, alert, None))
+            .collect_view();
             let associations = g
             .associations
             .iter()
