@@ -2,7 +2,7 @@
 //!
 //! Invariants: never panics; an error names one of the query's parameters; `Ok(q)` passes
 //! `validate()`, `to_params()` parses back to `q`, and so does `to_query_string()` once
-//! percent-decoded (which must use only unreserved characters and `%XX`).
+//! percent-decoded (which must use only unreserved characters, `/` and `%XX`).
 #![no_main]
 
 use engine::fleet::{

@@ -62,8 +62,9 @@ pub fn pairs(
 }
 
 /// Decodes `%XX` escapes (exactly two hex digits) and checks that every other byte is in the
-/// RFC 3986 unreserved set, which is all the engine's encoders write. `None` if the text is
-/// not such an encoding or does not decode to UTF-8.
+/// RFC 3986 unreserved set or `/`, which is all the engine's encoder
+/// (`engine::url::encode_query_value`) writes. `None` if the text is not such an encoding or
+/// does not decode to UTF-8.
 pub fn percent_decode(s: &str) -> Option<String> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
@@ -79,7 +80,7 @@ pub fn percent_decode(s: &str) -> Option<String> {
                 out.push(u8::from_str_radix(hex, 16).ok()?);
                 i += 3;
             }
-            c if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b'~') => {
+            c if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b'~' | b'/') => {
                 out.push(c);
                 i += 1;
             }
