@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 WASM_BINDGEN_VERSION=0.2.130   # must equal wasm-bindgen in Cargo.lock
+CARGO_FUZZ_VERSION=0.13.2      # builds --locked on stable 1.95 (about a minute)
 
 log() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
 
@@ -45,5 +46,11 @@ if [ ! -x end2end/node_modules/.bin/playwright ] || [ ! -f end2end/node_modules/
    || [ end2end/package-lock.json -nt end2end/node_modules/.package-lock.json ]; then
   log "npm ci (end2end)"
   (cd end2end && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund >/dev/null)
+fi
+# 5. cargo-fuzz for the fuzz targets (scripts/fuzz.sh; the test suite runs each briefly). It
+#    runs on stable; only the fuzz build itself needs RUSTC_BOOTSTRAP=1, which fuzz.sh sets.
+if ! command -v cargo-fuzz >/dev/null; then
+  log "cargo install cargo-fuzz ${CARGO_FUZZ_VERSION} (about a minute)"
+  cargo install cargo-fuzz --version "${CARGO_FUZZ_VERSION}" --locked
 fi
 log "toolchain ready"
