@@ -40,7 +40,7 @@ async fn setup(n: usize, interval_ms: u64) -> (Shared, SimHandle) {
     };
     let sim = Simulator::start(config, sites(n)).await.unwrap();
     assert!(
-        sim.wait_enrolled(Duration::from_secs(20)).await,
+        sim.wait_enrolled(Duration::from_secs(120)).await,
         "enrollment did not finish"
     );
     (fleet, sim)
@@ -52,7 +52,7 @@ async fn sites_enroll_report_run_commands_and_fail_over() {
     assert_eq!(sim.stats().enrolled, 40);
 
     // Every site reports, in order, with valid reports.
-    let all_report = eventually(Duration::from_secs(10), || {
+    let all_report = eventually(Duration::from_secs(30), || {
         fleet
             .lock()
             .unwrap()
@@ -81,7 +81,7 @@ async fn sites_enroll_report_run_commands_and_fail_over() {
             });
         }
     }
-    let done = eventually(Duration::from_secs(10), || {
+    let done = eventually(Duration::from_secs(30), || {
         let f = fleet.lock().unwrap();
         f.subclouds["site-0"].finals.contains_key(&100)
             && f.subclouds["site-1"].finals.contains_key(&101)
@@ -131,7 +131,7 @@ async fn sites_enroll_report_run_commands_and_fail_over() {
                 release: "25.09".into(),
             },
         });
-    let again = eventually(Duration::from_secs(10), || {
+    let again = eventually(Duration::from_secs(30), || {
         fleet.lock().unwrap().subclouds["site-0"].final_reports[&100] > reported
     })
     .await;
@@ -157,7 +157,7 @@ async fn sites_enroll_report_run_commands_and_fail_over() {
         Selector::Region("Europe".into()),
     );
     assert_eq!(affected, 20);
-    let moved = eventually(Duration::from_secs(10), || {
+    let moved = eventually(Duration::from_secs(30), || {
         sim.sites(Selector::Region("Europe".into()))
             .iter()
             .all(|v| v.controller.as_deref() == Some("sc-b"))
@@ -171,7 +171,7 @@ async fn sites_enroll_report_run_commands_and_fail_over() {
 
     // Healed, they return to the preferred controller within ~10 reports.
     sim.apply(Fault::Heal, Selector::All);
-    let back = eventually(Duration::from_secs(10), || {
+    let back = eventually(Duration::from_secs(30), || {
         sim.sites(Selector::All)
             .iter()
             .all(|v| v.controller.as_deref() == Some("sc-a"))
@@ -179,17 +179,35 @@ async fn sites_enroll_report_run_commands_and_fail_over() {
     .await;
     assert!(back, "sites did not return to the preferred controller");
 
-    // Restarts never reuse a seq; down sites stop reporting.
+    // Restarts never reuse a seq; down sites stop reporting. Counted in reports rather than
+    // wall time: once every other site has had 4 more reports accepted, site-5 would have had
+    // at least 2 had it kept reporting. At most one may arrive: a report it had already begun
+    // when it went down (sent after its plan, so counted by the controller afterwards).
     sim.apply(Fault::Restart, Selector::All);
     sim.apply(Fault::Down, Selector::Sites(vec!["site-5".into()]));
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    let before = fleet.lock().unwrap().subclouds["site-5"].reports;
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    assert_eq!(
-        fleet.lock().unwrap().subclouds["site-5"].reports,
-        before,
-        "a down site reported"
+    let at_down: std::collections::HashMap<String, u64> = fleet
+        .lock()
+        .unwrap()
+        .subclouds
+        .iter()
+        .map(|(name, s)| (name.clone(), s.reports))
+        .collect();
+    let others_moved_on = eventually(Duration::from_secs(30), || {
+        let f = fleet.lock().unwrap();
+        f.subclouds
+            .iter()
+            .filter(|(name, _)| *name != "site-5")
+            .all(|(name, s)| s.reports >= at_down[name] + 4)
+    })
+    .await;
+    assert!(others_moved_on, "the other sites stopped reporting");
+    let after = fleet.lock().unwrap().subclouds["site-5"].reports;
+    assert!(
+        after <= at_down["site-5"] + 1,
+        "a down site reported: {} reports after it went down (at most 1 in flight)",
+        after - at_down["site-5"]
     );
+    assert!(sim.sites(Selector::Sites(vec!["site-5".into()]))[0].down);
 
     let stats = sim.stats();
     let (replays, invalid) = {
@@ -291,7 +309,7 @@ async fn sites_enroll_at_their_own_controller_and_record_owners() {
         ..SimConfig::default()
     };
     let sim = Simulator::start(config, specs).await.unwrap();
-    assert!(sim.wait_enrolled(Duration::from_secs(10)).await);
+    assert!(sim.wait_enrolled(Duration::from_secs(30)).await);
     {
         let f = fleet.lock().unwrap();
         let via = |s: &str| f.subclouds[s].enrolled_via;
@@ -309,7 +327,7 @@ async fn sites_enroll_at_their_own_controller_and_record_owners() {
         assert_eq!(via("site-3"), Some("sc-a"));
     }
     // The controllers name sc-a owner under epoch 1: every site ends up there.
-    let settled = eventually(Duration::from_secs(10), || {
+    let settled = eventually(Duration::from_secs(30), || {
         let s = sim.stats();
         s.sites_by_owner.get("sc-a") == Some(&4) && s.sites_by_controller.get("sc-a") == Some(&4)
     })
@@ -322,7 +340,7 @@ async fn sites_enroll_at_their_own_controller_and_record_owners() {
         f.controllers.reverse();
         f.owner_epoch = 2;
     }
-    let moved = eventually(Duration::from_secs(10), || {
+    let moved = eventually(Duration::from_secs(30), || {
         let s = sim.stats();
         s.sites_by_owner.get("sc-b") == Some(&4) && s.sites_by_controller.get("sc-b") == Some(&4)
     })
@@ -335,7 +353,7 @@ async fn sites_enroll_at_their_own_controller_and_record_owners() {
 
     // A split brain: sc-a claims epoch 2 as well.
     fleet.lock().unwrap().controllers.reverse();
-    let seen = eventually(Duration::from_secs(10), || {
+    let seen = eventually(Duration::from_secs(30), || {
         sim.sites(Selector::All)
             .iter()
             .all(|v| v.owner_conflicts > 0)
@@ -361,7 +379,7 @@ async fn refused_tokens_leave_the_site_silent() {
         ..SimConfig::default()
     };
     let sim = Simulator::start(config, specs).await.unwrap();
-    assert!(sim.wait_enrolled(Duration::from_secs(10)).await);
+    assert!(sim.wait_enrolled(Duration::from_secs(30)).await);
     let s = sim.stats();
     assert_eq!((s.enrolled, s.enroll_failed), (1, 1));
     let v = &sim.sites(Selector::Sites(vec!["site-1".into()]))[0];
@@ -388,8 +406,15 @@ async fn start_refuses_bad_configs() {
     assert!(Simulator::start(config, sites(1)).await.is_err());
 }
 
-/// The scale target: 20,000 sites at 10 s (2,000 reports/s) on this machine.
-/// `cargo test -p agent --release --test simulator -- --ignored --nocapture`
+/// The load test at a size the normal suite affords (a few seconds in a debug build): 1,000
+/// sites every second for 3 s. The full size is [`load_20k_sites`].
+#[tokio::test(flavor = "multi_thread")]
+async fn load_1000_sites() {
+    load(1_000, 1_000, 3).await;
+}
+
+/// The scale target: 20,000 sites at 10 s (2,000 reports/s) on this machine, for 40 s:
+/// `cargo test -p agent --release --test simulator -- --ignored --nocapture load_20k_sites`
 /// (`SIM_LOAD_SITES`, `SIM_LOAD_SECS`, `SIM_LOAD_INTERVAL_MS` to vary).
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "load test: minutes of CPU; run in release"]
@@ -400,14 +425,29 @@ async fn load_20k_sites() {
             .and_then(|v| v.parse().ok())
             .unwrap_or(d)
     };
-    let n = env("SIM_LOAD_SITES", 20_000) as usize;
-    let secs = env("SIM_LOAD_SECS", 40);
-    let interval = env("SIM_LOAD_INTERVAL_MS", 10_000);
+    load(
+        env("SIM_LOAD_SITES", 20_000) as usize,
+        env("SIM_LOAD_INTERVAL_MS", 10_000),
+        env("SIM_LOAD_SECS", 40),
+    )
+    .await;
+}
+
+/// `n` sites reporting every `interval_ms` to the fake controllers, measured for `secs`
+/// after one interval of warm-up (every site past its first report): the simulator keeps its
+/// schedule (at least 90 % of the reports it should send are accepted, p99 schedule lag
+/// under a second) and no report is refused as a replay.
+async fn load(n: usize, interval_ms: u64, secs: u64) {
     let started = Instant::now();
-    let (fleet, sim) = setup(n, interval).await;
+    let (fleet, sim) = setup(n, interval_ms).await;
     eprintln!("enrolled {n} sites in {:?}", started.elapsed());
-    for _ in 0..secs / 10 {
-        tokio::time::sleep(Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(interval_ms)).await;
+    let (accepted_before, measured_from) = (sim.stats().reports_accepted, Instant::now());
+    let mut left = Duration::from_secs(secs);
+    while !left.is_zero() {
+        let step = left.min(Duration::from_secs(10));
+        tokio::time::sleep(step).await;
+        left -= step;
         let s = sim.stats();
         eprintln!(
             "accepted {} rps {} rtt p50 {} p99 {} lag p99 {} in-flight {} errors {} refused {:?}",
@@ -422,11 +462,12 @@ async fn load_20k_sites() {
         );
     }
     let s = sim.stats();
-    let expected = n as f64 * 1_000.0 / interval as f64;
+    let rate =
+        (s.reports_accepted - accepted_before) as f64 / measured_from.elapsed().as_secs_f64();
+    let expected = n as f64 * 1_000.0 / interval_ms as f64;
     assert!(
-        s.reports_per_s > expected * 0.9,
-        "{} reports/s, expected ~{expected}",
-        s.reports_per_s
+        rate > expected * 0.9,
+        "{rate:.0} reports/s accepted, expected ~{expected}: {s:?}"
     );
     assert!(
         s.recent_schedule_lag_ms.p99 < 1_000.0,
