@@ -112,7 +112,8 @@ pub struct DemoArgs {
     /// Number of demo subclouds (1 to 20000).
     #[arg(long, default_value_t = demo::DEFAULT_SUBCLOUDS, value_parser = clap::value_parser!(u32).range(1..=i64::from(demo::MAX_SUBCLOUDS)))]
     pub subclouds: u32,
-    /// Do not run the fleet simulator (the fleet then stays as seeded).
+    /// Do not run the fleet simulator (the fleet then stays as seeded, with one finished
+    /// strategy for the orchestration pages to show).
     #[arg(long)]
     pub no_simulator: bool,
     /// Address of the in-process simulator's control API (fault injection; see README).
@@ -318,6 +319,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 "demo fleet ready"
             );
             if args.no_simulator {
+                // No agent will ever run a step here: one strategy finished at seeding gives
+                // the orchestration pages a rollout to show (seeded once; idempotent).
+                match engine
+                    .seed_demo_strategy()
+                    .await
+                    .context("seeding the demo strategy")?
+                {
+                    Some(s) if s.state.is_terminal() => tracing::info!(
+                        id = s.id,
+                        state = %s.state,
+                        created = s.created,
+                        "demo strategy ready"
+                    ),
+                    Some(s) => tracing::warn!(
+                        id = s.id,
+                        state = %s.state,
+                        "the demo strategy did not finish at seeding; the orchestrator goes on with it"
+                    ),
+                    None => tracing::info!(
+                        "no demo strategy: the fleet has no site it targets (too few subclouds)"
+                    ),
+                }
                 return serve(config, engine).await;
             }
             if !args.single_controller {
