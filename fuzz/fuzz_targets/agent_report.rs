@@ -29,8 +29,13 @@ fuzz_target!(|data: &[u8]| {
         assert!(r.alarms.len() <= MAX_REPORTED_ALARMS);
         for (i, a) in r.alarms.iter().enumerate() {
             assert!(clean(&a.entity) && clean(&a.reason));
-            assert!(!r.alarms[..i].iter().any(|b| b.alarm_id == a.alarm_id && b.entity == a.entity));
+            assert!(!r.alarms[..i]
+                .iter()
+                .any(|b| b.alarm_id == a.alarm_id && b.entity == a.entity));
         }
-        assert!(r.commands.iter().all(|c| c.percent <= 100 && clean(&c.message)));
+        assert!(r
+            .commands
+            .iter()
+            .all(|c| c.percent <= 100 && clean(&c.message)));
     }
 });

@@ -15,10 +15,29 @@ use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
 
 const FIELDS: &[&str] = &[
-    "type", "target", "target_name", "target_query", "apply_type", "max_parallel",
-    "stop_on_failure", "release", "to_version", "expiry_date", "subject", "for_install",
-    "canary_size", "canary_soak_secs", "canary_approval", "budget_max", "budget_action",
-    "retries", "retry_backoff_secs", "step_timeout_secs", "offline_policy", "rollback", "window",
+    "type",
+    "target",
+    "target_name",
+    "target_query",
+    "apply_type",
+    "max_parallel",
+    "stop_on_failure",
+    "release",
+    "to_version",
+    "expiry_date",
+    "subject",
+    "for_install",
+    "canary_size",
+    "canary_soak_secs",
+    "canary_approval",
+    "budget_max",
+    "budget_action",
+    "retries",
+    "retry_backoff_secs",
+    "step_timeout_secs",
+    "offline_policy",
+    "rollback",
+    "window",
 ];
 
 fn check(s: &NewStrategy) {
@@ -40,7 +59,16 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
     match u.int_in_range(0..=3)? {
         0 => {
             let p = pairs(u, FIELDS, |u, key| match key {
-                "type" => pick(u, &["sw-deploy", "kubernetes", "kube-rootca-update", "firmware", "prestage"]),
+                "type" => pick(
+                    u,
+                    &[
+                        "sw-deploy",
+                        "kubernetes",
+                        "kube-rootca-update",
+                        "firmware",
+                        "prestage",
+                    ],
+                ),
                 "target" => pick(u, &["all", "subcloud", "group", "peer_group", "filter"]),
                 _ => Ok(text(u)?.to_string()),
             })?;
