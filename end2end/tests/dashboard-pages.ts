@@ -1,6 +1,7 @@
 // Every page of the dashboard, for the checks that visit them all (a11y.spec.ts,
-// screenshots.spec.ts). Pages about one thing (a site, a strategy, a peer group) take a real
-// one from the REST API of the demo under test.
+// keyboard.spec.ts, screenshots.spec.ts). Pages about one thing (a site, a strategy, a peer
+// group) take a real one from the REST API of the demo under test; a demo without one fails
+// the check (it never skips): the main demo (`murmur demo --no-simulator`) has all three.
 import { expect, type APIRequestContext, type BrowserContext, type Page } from "@playwright/test";
 
 export const SIGNED_OUT = { cookies: [], origins: [] };
@@ -10,8 +11,8 @@ export type Target = { path: string; h1: string | RegExp };
 export type DashboardPage = {
   /** Names the test and the screenshot file. */
   slug: string;
-  /** The page (and its heading), or null when the demo has nothing of the kind to show. */
-  target: (api: APIRequestContext) => Promise<Target | null>;
+  /** The page and its heading. Fails when the demo has nothing of the kind to show. */
+  target: (api: APIRequestContext) => Promise<Target>;
   /** The document's HTTP status. */
   status: number;
   /** Visited without a session (the sign-in page). */
@@ -53,8 +54,11 @@ export const PAGES: DashboardPage[] = [
     target: async (api) => {
       const page = await getJson(api, "/api/v1/strategies?per_page=1");
       expect(Array.isArray(page.items), "GET /api/v1/strategies .items").toBe(true);
-      const id = page.items[0]?.id;
-      return id === undefined ? null : { path: `/orchestration/${id}`, h1: new RegExp(`^Strategy #${id}: `) };
+      // `murmur demo --no-simulator` seeds one finished strategy.
+      expect(page.items.length, "GET /api/v1/strategies: the demo under test has a strategy").toBeGreaterThan(0);
+      const id = page.items[0].id;
+      expect(typeof id, "GET /api/v1/strategies .items[0].id").toBe("number");
+      return { path: `/orchestration/${id}`, h1: new RegExp(`^Strategy #${id}: `) };
     },
   },
   { slug: "controllers", status: 200, target: fixed("/controllers", "System controllers") },
@@ -66,7 +70,7 @@ export const PAGES: DashboardPage[] = [
       // A plain array of peer groups, each with its name.
       const groups = await getJson(api, "/api/v1/peer-groups");
       expect(Array.isArray(groups), "GET /api/v1/peer-groups is an array").toBe(true);
-      if (groups.length === 0) return null;
+      expect(groups.length, "GET /api/v1/peer-groups: the demo under test has a peer group").toBeGreaterThan(0);
       const name: string = groups[0].name;
       expect(typeof name, "GET /api/v1/peer-groups [0].name").toBe("string");
       return { path: `/peer-groups/${encodeURIComponent(name)}`, h1: `Peer group ${name}` };
