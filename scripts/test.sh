@@ -25,6 +25,12 @@ scripts/build.sh debug
 log "cargo test --workspace (SQLite and PostgreSQL)"
 cargo test --workspace
 
+# Every fuzz target for a few seconds, so a parser that crashes on easy inputs fails here (its
+# own build and target directory: the main build is untouched). Long runs: scripts/fuzz.sh.
+FUZZ_SECONDS=${MURMUR_FUZZ_SECONDS:-3}
+log "fuzz targets, ${FUZZ_SECONDS} s each"
+FUZZ_SECONDS=$FUZZ_SECONDS scripts/fuzz.sh
+
 log "browser tests (Playwright, Chromium)"
 DATA=$(mktemp -d)
 PORT=${MURMUR_E2E_PORT:-3999}
@@ -44,9 +50,10 @@ cleanup() {
 }
 trap cleanup EXIT
 # Three demo controllers: the main one (2,000 subclouds, seeded state held still so pages can be
-# compared with the API), one whose sessions end after 3 idle seconds (session expiry), and a
-# live one with its in-process fleet simulator (300 subclouds reporting every 2 s, offline
-# after 2 missed) whose control API the live-update test uses to take a site down.
+# compared with the API, with the one finished strategy a demo without simulator seeds), one
+# whose sessions end after 3 idle seconds (session expiry), and a live one with its in-process
+# fleet simulator (300 subclouds reporting every 2 s, offline after 2 missed) whose control API
+# the live-update test uses to take a site down.
 start_demo() { # port name subclouds extra-args...
   local port=$1 name=$2 n=$3; shift 3
   "$TARGET_DIR/debug/murmur" demo --subclouds "$n" --listen "127.0.0.1:$port" \
@@ -81,8 +88,8 @@ wait_healthy "$FAILOVER_PORT" failover
 wait_healthy "$MAP_PORT" map
 (cd end2end && BASE_URL="http://127.0.0.1:$PORT" SHORT_SESSION_URL="http://127.0.0.1:$SHORT_PORT" \
   LIVE_URL="http://127.0.0.1:$LIVE_PORT" SIM_CONTROL_URL="http://127.0.0.1:$SIM_PORT" \
-  GEO_URL="http://127.0.0.1:$GEO_PORT" GEO_SIM_CONTROL_URL="http://127.0.0.1:$GEO_SIM_PORT" \
-  GEO_FAILOVER_URL="http://127.0.0.1:$FAILOVER_PORT" MAP_URL="http://127.0.0.1:$MAP_PORT" \
+  GEO_URL="http://127.0.0.1:$GEO_PORT" GEO_FAILOVER_URL="http://127.0.0.1:$FAILOVER_PORT" \
+  MAP_URL="http://127.0.0.1:$MAP_PORT" \
   npx playwright test) \
   || {
     # Playwright's own report (which tests failed, and why) stays the last thing printed; the

@@ -57,9 +57,12 @@ function ownSeverity(info: TestInfo): string {
 const rows = (page: Page) => page.locator("tbody tr[data-alarm-row]");
 
 /**
- * The page's count of matching alarms equals the server's. The demo's simulated sites raise
- * and clear alarms all the time, so the two are compared again (after a reload without
- * JavaScript; live updates refresh the page with it) until they were taken at the same moment.
+ * The page's count of matching alarms equals the server's. The main demo has no simulator, so
+ * no alarm is raised or cleared while the suite runs, but the projects run in parallel against
+ * it and acknowledge alarms (each of its own severity), which moves every count filtered by
+ * acknowledgement. So the two are compared again (after a reload without JavaScript; with it,
+ * the live update an acknowledgement publishes refreshes the page) until they were taken at
+ * the same moment.
  */
 async function matchesServer(page: Page, js: boolean, q: Parameters<typeof alarms>[1]) {
   await expect(async () => {
