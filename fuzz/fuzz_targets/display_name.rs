@@ -1,11 +1,11 @@
 //! `DisplayName::parse`: group, peer group, controller and region names.
 //!
 //! Invariant: it accepts exactly the inputs whose trimmed form has 1–255 characters and no
-//! control character, keeps that trimmed form, and re-parses it to itself; errors name the
-//! field it was given.
+//! control or bidirectional formatting character (`engine::fleet::is_bidi_control`), keeps
+//! that trimmed form, and re-parses it to itself; errors name the field it was given.
 #![no_main]
 
-use engine::fleet::DisplayName;
+use engine::fleet::{is_bidi_control, DisplayName};
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
 
@@ -13,7 +13,9 @@ fn check(u: &mut Unstructured<'_>) -> Result<()> {
     let field: &str = u.choose(&["name", "group", "peer_group", "region", ""])?;
     let raw = engine_fuzz::rest_text(u);
     let t = raw.trim();
-    let documented = !t.is_empty() && t.chars().count() <= 255 && !t.chars().any(char::is_control);
+    let documented = !t.is_empty()
+        && t.chars().count() <= 255
+        && !t.chars().any(|c| c.is_control() || is_bidi_control(c));
     match DisplayName::parse(field, raw) {
         Ok(name) => {
             assert!(documented, "accepted {raw:?}");
