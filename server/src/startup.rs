@@ -2,7 +2,7 @@
 //! Tests call [`Application::build`] with port 0 and talk to the real server over HTTP.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use anyhow::Context;
 use app::{shell, App};
@@ -14,7 +14,7 @@ use axum::{Json, Router};
 use engine::auth::SessionPolicy;
 use engine::Engine;
 use leptos::prelude::*;
-use leptos_axum::{generate_route_list, LeptosRoutes};
+use leptos_axum::{generate_route_list, AxumRouteListing, LeptosRoutes};
 use tokio::net::TcpListener;
 use tower_http::services::{ServeDir, ServeFile};
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -102,8 +102,21 @@ impl Application {
     }
 }
 
+/// The dashboard's page routes, generated once per process.
+///
+/// Why once: generating the list renders the app while leptos_server's process-wide "suppress
+/// resource loads" flag is set, and a resource whose loader is first polled meanwhile, in any
+/// request of any app in the process, waits forever: its page stalls until the request
+/// timeout (upstream leptos issue #4773). Generated once, before the first server of the
+/// process can serve, the flag is never set while a page renders, however many apps the
+/// process builds later (the demo's peer controllers, the tests).
+pub fn page_routes() -> Vec<AxumRouteListing> {
+    static ROUTES: OnceLock<Vec<AxumRouteListing>> = OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(App)).clone()
+}
+
 fn router(state: AppState, site_root: &std::path::Path) -> Router {
-    let routes = generate_route_list(App);
+    let routes = page_routes();
     let engine = state.engine.clone();
     let origin = app::embeds::PublicOrigin(state.public_origin.clone());
     let context = move || {

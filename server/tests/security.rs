@@ -260,30 +260,17 @@ impl TestApp {
     /// A browser-like request: the cookie (if any), and for anything but GET the same-site
     /// `Origin` and a form body.
     async fn call(&self, method: Method, target: &str, cookie: Option<&str>, body: &str) -> Answer {
-        let build = || {
-            let mut rb = self.request(method.clone(), target);
-            if let Some(c) = cookie {
-                rb = rb.header("cookie", c);
-            }
-            if method != Method::GET && method != Method::HEAD {
-                rb = rb
-                    .header("origin", &self.origin)
-                    .header("content-type", "application/x-www-form-urlencoded")
-                    .body(body.to_string());
-            }
-            rb
-        };
-        let answer = self.send(build()).await;
-        // Known open bug (issue 6 note): when SQLite and PostgreSQL test apps run side by side
-        // in this process, about every other run one server-rendered page stalls until the
-        // 30 s request timeout (never with SQLite tests alone, never in a single-app
-        // process). A read is asked once more so the access checks still run; the stall is
-        // printed (`--nocapture` shows it), not hidden.
-        if answer.status == StatusCode::REQUEST_TIMEOUT && method == Method::GET {
-            eprintln!("KNOWN STALL: GET {target} timed out after 30 s; asking once more");
-            return self.send(build()).await;
+        let mut rb = self.request(method.clone(), target);
+        if let Some(c) = cookie {
+            rb = rb.header("cookie", c);
         }
-        answer
+        if method != Method::GET && method != Method::HEAD {
+            rb = rb
+                .header("origin", &self.origin)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body.to_string());
+        }
+        self.send(rb).await
     }
 
     async fn get(&self, target: &str, cookie: &str) -> Answer {
@@ -1104,7 +1091,7 @@ async fn route_table_is_complete() {
 
     // Pages: every app route is in the table (the login and setup pages are pre-auth and
     // tested separately), with the path parameter in axum's syntax.
-    let mut pages: Vec<String> = leptos_axum::generate_route_list(app::App)
+    let mut pages: Vec<String> = server::startup::page_routes()
         .iter()
         .map(|r| r.path().to_string())
         .filter(|p| p != "/login" && p != "/setup")
