@@ -136,7 +136,7 @@ test.describe("portal embeds", () => {
 
   test("a portal not on the list, an expired link and a revoked link show nothing @js", async ({ open, adminApi, hostileSite, baseURL }, info) => {
     test.skip(info.project.name !== "desktop", "one browser is enough for the cross-origin path");
-    test.setTimeout(60_000);
+    test.setTimeout(120_000);
     const link = await createLink(adminApi, "map", "region=europe");
     const html = portalHtml(`${baseURL}${link.path}`);
     const listed = await hostileSite("127.0.0.1", html);
@@ -150,22 +150,28 @@ test.describe("portal embeds", () => {
       await expect(embedFrame(page).locator("svg[role=img]")).toBeVisible();
 
       // Another origin: the browser refuses to frame it (frame-ancestors). The same address
-      // rendered in the listed portal above, so its absence here is the refusal.
+      // rendered in the listed portal above, so its absence here, once the frame has finished
+      // loading (the portal marks its load event), is the refusal.
       const refused = await open("signed-out");
       await refused.goto(unlisted, { waitUntil: "load" });
-      await refused.waitForTimeout(2_000);
+      await expect(refused.locator("body")).toHaveAttribute("data-framed", "1");
       await expect(embedFrame(refused).locator("h1.embed-title")).toHaveCount(0);
       await expect(embedFrame(refused).locator("svg[role=img]")).toHaveCount(0);
 
-      // Expired: a two-second link works, then is refused with its expiry.
-      const short = await createLink(adminApi, "status", "", 2);
+      // Expired: a short-lived link works, then is refused with its expiry. It lives 15 s, so
+      // starting a portal and loading it on a busy machine fits well inside; the test then
+      // waits for the expiry itself (the link's data refused) rather than a fixed time.
+      const short = await createLink(adminApi, "status", "", 15);
       const shortPortal = await hostileSite("127.0.0.1", portalHtml(`${baseURL}${short.path}`));
       await allowOrigin(adminApi, new URL(shortPortal).origin);
       try {
         const p = await open("signed-out");
         await p.goto(shortPortal);
         await expect(embedFrame(p).locator("h1.embed-title")).toHaveText("Fleet status");
-        await p.waitForTimeout(2_500);
+        const token = short.path.split("?t=")[1];
+        await expect
+          .poll(async () => (await fetch(`${baseURL}/ui/embed/status?token=${token}`)).status, { timeout: 60_000, intervals: [500] })
+          .not.toBe(200);
         await p.reload();
         await expect(embedFrame(p).locator("[data-embed-refused]")).toContainText("expired");
         await expect(embedFrame(p).locator(".verdict")).toHaveCount(0);
@@ -176,7 +182,7 @@ test.describe("portal embeds", () => {
       // Revoked: the open frame stops showing the fleet at its next refresh.
       const res = await adminApi.post("/ui/embeds/revoke", { form: { id: String(link.id) } });
       expect(res.status()).toBe(200);
-      await expect(embedFrame(page).locator("[data-embed-refused]")).toContainText("revoked", { timeout: 15_000 });
+      await expect(embedFrame(page).locator("[data-embed-refused]")).toContainText("revoked", { timeout: 30_000 });
       await expect(embedFrame(page).locator("svg[role=img]")).toHaveCount(0);
     } finally {
       await disallowOrigin(adminApi, new URL(listed).origin);
