@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use agent::site_agent::{self, AgentConfig, AgentState};
 use common::{controller_pair, eventually, final_state, queue, Shared};
-use engine::agents::wire::{Command, CommandAction, CommandState};
+use engine::agents::wire::{Command, CommandAction, CommandState, SiteHealth};
 use engine::fleet::{EndpointType, SyncStatus};
 use tokio::sync::oneshot;
 
@@ -88,19 +88,27 @@ async fn the_agent_enrolls_once_reports_and_resumes_after_a_restart() {
             "software deploy needs the platform integration"
         )
     );
+    // Nothing audits the endpoints without a platform driver: the sync fails, saying why.
     assert_eq!(
-        final_state(&fleet, "oslo-1", 2).map(|f| f.0),
-        Some(CommandState::Succeeded)
+        final_state(&fleet, "oslo-1", 2).map(|f| (f.0, f.2)),
+        Some((
+            CommandState::Failed,
+            "endpoint sync needs the platform integration".to_string()
+        ))
     );
     let last = fleet.lock().unwrap().subclouds["oslo-1"]
         .last
         .clone()
         .unwrap();
+    // What it did not measure is reported as unknown: health (and so its alarm list) and
+    // every endpoint's sync.
+    assert_eq!(last.health, SiteHealth::Unknown);
+    assert!(last.alarms.is_empty());
     assert_eq!(last.endpoints.len(), EndpointType::ALL.len());
     assert!(last
         .endpoints
         .iter()
-        .all(|e| e.sync_status == SyncStatus::InSync));
+        .all(|e| e.sync_status == SyncStatus::Unknown));
     assert!(last.capacity.cpu_cores >= 1 && last.capacity.hosts == 1);
     assert!(
         last.reachability

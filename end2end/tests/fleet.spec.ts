@@ -45,6 +45,7 @@ test("overview shows the fleet's key figures from the server", async ({ page }) 
   await expect(kpi("Offline")).toHaveText(grouped(o.offline));
   await expect(kpi("Critical alarm")).toHaveText(grouped(o.alarm_critical));
   await expect(kpi("Out of sync")).toHaveText(grouped(o.out_of_sync));
+  await expect(kpi("Health unknown")).toHaveText(grouped(o.alarm_unknown));
   expect(o.online + o.offline).toBe(o.total);
   for (const c of o.controllers) {
     await expect(page.locator(`tr[data-controller="${c.name}"] td.num`).first()).toHaveText(grouped(c.subclouds));

@@ -7,8 +7,8 @@ use engine::agents::wire::*;
 use engine::agents::{EnrollmentRequest, IntakeError, IntakePolicy};
 use engine::auth::{Actor, Role};
 use engine::both_backends;
-use engine::fleet::{AvailabilityStatus, EndpointType, SyncStatus};
-use engine::health::{alarm_ids, AlarmQuery, AlarmSeverity, AlarmState};
+use engine::fleet::{AvailabilityStatus, EndpointType, ManagementState, SyncStatus};
+use engine::health::{alarm_ids, AlarmQuery, AlarmSeverity, AlarmState, AlarmStatus};
 use engine::store::Backend;
 use engine::testing::{enroll_all, TestDb};
 use engine::time::Millis;
@@ -23,6 +23,7 @@ both_backends!(
     restart_keeps_sequence_and_state,
     commands_are_delivered_until_acknowledged,
     an_added_subcloud_enrolls_and_comes_online,
+    unmeasured_health_reads_unknown_until_measured,
 );
 
 const INTERVAL: i64 = 1_000;
@@ -654,4 +655,90 @@ async fn an_added_subcloud_enrolls_and_comes_online(b: Backend) {
     assert!(audit
         .iter()
         .any(|a| a.entry.action == "subcloud.added" && a.entry.target == "subcloud:grenoble-0001"));
+}
+
+/// A site whose agent does not observe its platform is online (its reports arrive) but its
+/// alarm state is `unknown`, never `OK`, in the overview and the status digest, until it
+/// measures again; what the controller itself knows is wrong still wins.
+async fn unmeasured_health_reads_unknown_until_measured(b: Backend) {
+    let (_db, engine) = setup(b, 3).await;
+    let sites = enroll_all(&engine).await;
+    let t0 = Millis::now().0;
+    for k in 0..3 {
+        all_report(&engine, &sites, t0 + k * INTERVAL, &[]).await;
+    }
+    let (name, secret) = sites[0].clone();
+    let g = engine.agent_gateway().unwrap().clone();
+    let status = |engine: Engine, name: String| async move {
+        engine.subcloud_detail(&name).await.unwrap().summary
+    };
+    assert_eq!(
+        status(engine.clone(), name.clone()).await.alarm_status,
+        AlarmStatus::Ok
+    );
+    assert_eq!(engine.compute_overview().await.unwrap().alarm_unknown, 0);
+
+    let unmeasured = |seq: i64| {
+        let mut r = report(seq as u64);
+        r.health = SiteHealth::Unknown;
+        for e in &mut r.endpoints {
+            e.sync_status = SyncStatus::Unknown;
+        }
+        r
+    };
+    let t = t0 + 3 * INTERVAL;
+    g.accept_report(&secret, unmeasured(t), Millis(t)).unwrap();
+    engine.health_tick(Millis(t)).await.unwrap();
+    let s = status(engine.clone(), name.clone()).await;
+    assert_eq!(
+        (s.availability, s.alarm_status, s.sync_status),
+        (
+            AvailabilityStatus::Online,
+            AlarmStatus::Unknown,
+            SyncStatus::Unknown
+        )
+    );
+    let o = engine.compute_overview().await.unwrap();
+    assert_eq!((o.alarm_unknown, o.online), (1, 3));
+    let digest = engine.status_digest().await.unwrap();
+    assert_eq!(digest.health_unknown, 1);
+    assert!(!digest.all_clear);
+
+    // An unchanged unmeasured report keeps it unknown (no flip back to OK on a quiet tick).
+    let t = t0 + 4 * INTERVAL;
+    g.accept_report(&secret, unmeasured(t), Millis(t)).unwrap();
+    engine.health_tick(Millis(t)).await.unwrap();
+    assert_eq!(
+        status(engine.clone(), name.clone()).await.alarm_status,
+        AlarmStatus::Unknown
+    );
+
+    // Silence: offline, and (managed) the controller's own critical alarm outranks "unknown".
+    let t = t0 + 10 * INTERVAL;
+    all_report(&engine, &sites, t, &[name.as_str()]).await;
+    let s = status(engine.clone(), name.clone()).await;
+    let expected = if s.management == ManagementState::Managed {
+        AlarmStatus::Critical
+    } else {
+        AlarmStatus::Unknown
+    };
+    assert_eq!(
+        (s.availability, s.alarm_status),
+        (AvailabilityStatus::Offline, expected)
+    );
+
+    // Back with measured health: online and OK again.
+    for k in 11..14 {
+        all_report(&engine, &sites, t0 + k * INTERVAL, &[]).await;
+    }
+    let s = status(engine.clone(), name.clone()).await;
+    assert_eq!(
+        (s.availability, s.alarm_status, s.sync_status),
+        (
+            AvailabilityStatus::Online,
+            AlarmStatus::Ok,
+            SyncStatus::InSync
+        )
+    );
+    assert_eq!(engine.compute_overview().await.unwrap().alarm_unknown, 0);
 }

@@ -316,8 +316,9 @@ async fn sorting_and_pagination_are_stable(b: Backend) {
         .await
         .unwrap();
     let rank = |s: AlarmStatus| match s {
-        AlarmStatus::Critical => 3,
-        AlarmStatus::Degraded => 2,
+        AlarmStatus::Critical => 4,
+        AlarmStatus::Degraded => 3,
+        AlarmStatus::Unknown => 2,
         AlarmStatus::Ok => 1,
         AlarmStatus::Disabled => 0,
     };
@@ -445,6 +446,8 @@ async fn the_map_places_and_classifies_every_site(b: Backend) {
             c.critical as i64,
             c.major as i64,
             (c.minor + c.warnings) as i64,
+            // The demo fleet's seeded sites all measure their health.
+            true,
         )
     };
     let world = engine.fleet_map(&MapQuery::default()).await.unwrap();

@@ -2,12 +2,12 @@
 //! keeps the secret in its state directory, then reports every interval with failover
 //! across the controllers, measured reachability and the commands' progress.
 //!
-//! What it reports about the platform is deliberately plain until a platform integration
-//! exists: health `healthy`, no alarms, every endpoint in sync, the machine's own size.
-//! Commands are answered honestly: `sync_endpoints` succeeds (there is nothing to re-sync
-//! without the platform); every platform action (`software_deploy`, `kubernetes_upgrade`,
-//! `kube_rootca_update`, `firmware_update`, `prestage`, `rollback`) fails in its first phase
-//! saying it needs the integration (see [`execute`]).
+//! It reports only what it measures. Until a platform driver observes the platform, its
+//! health is `unknown` (so its empty alarm list is no claim either) and every endpoint's
+//! sync is `unknown`; what it does measure is reported as such: the machine's own size, and
+//! which controllers it reaches at what round-trip time. Every command that needs the
+//! platform (`sync_endpoints` and all platform actions) fails in its first phase saying so
+//! (see [`execute`]): the dashboard must never show a site green that nobody looked at.
 
 mod host;
 mod state;
@@ -205,17 +205,11 @@ impl Agent {
             protocol: PROTOCOL_VERSION,
             seq: self.seq.next(crate::wall_ms()),
             sent_at: Millis(i64::try_from(crate::wall_ms()).unwrap_or(i64::MAX)),
-            health: SiteHealth::Healthy,
+            // Not measured: no driver observes the platform's health or its alarms.
+            health: SiteHealth::Unknown,
             software_version: self.config.software_version.clone(),
-            // A platform integration would audit each endpoint; without one there is
-            // nothing out of sync to report.
-            endpoints: EndpointType::ALL
-                .iter()
-                .map(|&endpoint_type| EndpointSync {
-                    endpoint_type,
-                    sync_status: SyncStatus::InSync,
-                })
-                .collect(),
+            // Nothing audits the endpoints without a platform driver.
+            endpoints: unaudited_endpoints(),
             alarms: Vec::new(),
             capacity: self.capacity,
             commands: self.book.progress(),
@@ -273,13 +267,24 @@ impl Agent {
     }
 }
 
+/// Every endpoint type with sync `unknown`: what an agent reports when nothing audits them.
+pub fn unaudited_endpoints() -> Vec<EndpointSync> {
+    EndpointType::ALL
+        .iter()
+        .map(|&endpoint_type| EndpointSync {
+            endpoint_type,
+            sync_status: SyncStatus::Unknown,
+        })
+        .collect()
+}
+
 /// Runs the commands this agent can run without a platform integration.
 ///
 /// Honesty first: this agent drives no StarlingX platform yet (no `sw-manager`, no
 /// `dcmanager`, no VIM strategy). It therefore never claims to have done platform work:
 ///
-/// - `sync_endpoints` succeeds in its one phase, `syncing` (without a platform there is
-///   nothing out of sync; the agent reports every endpoint in sync anyway).
+/// - `sync_endpoints` fails in its one phase, `syncing`: nothing audits or re-syncs the
+///   endpoints without a platform, and "all in sync" would be a claim nobody measured.
 /// - Every platform action (`software_deploy`, `kubernetes_upgrade`, `kube_rootca_update`,
 ///   `firmware_update`, `prestage`, `rollback`) has its arguments checked like the simulator
 ///   does, then fails in its first phase (reported as the command's `phase`, so the
@@ -300,10 +305,7 @@ pub fn execute(book: &mut CommandBook) {
             continue;
         }
         let needs_platform = match &t.action {
-            CommandAction::SyncEndpoints => {
-                t.succeed("all endpoints in sync");
-                continue;
-            }
+            CommandAction::SyncEndpoints => "endpoint sync",
             CommandAction::SoftwareDeploy { .. } => "software deploy",
             CommandAction::KubernetesUpgrade { .. } => "kubernetes upgrade",
             CommandAction::KubeRootcaUpdate { .. } => "kubernetes root CA update",
@@ -479,8 +481,12 @@ mod tests {
         execute(&mut book);
         let p = book.progress();
         assert_eq!(
-            (p[0].state, p[0].phase.as_deref()),
-            (CommandState::Succeeded, Some("syncing"))
+            (p[0].state, p[0].message.as_str(), p[0].phase.as_deref()),
+            (
+                CommandState::Failed,
+                "endpoint sync needs the platform integration",
+                Some("syncing")
+            )
         );
         assert_eq!(
             (p[1].state, p[1].message.as_str(), p[1].phase.as_deref()),

@@ -83,7 +83,7 @@ pub(crate) fn StatusBody(
         (
             "All clear".to_string(),
             format!(
-                "{} sites: every managed site online, no critical or major alarm, every controller up.",
+                "{} sites: every managed site online and measuring its health, no critical or major alarm, every controller up.",
                 group_digits(d.sites)
             ),
         )
@@ -99,6 +99,11 @@ pub(crate) fn StatusBody(
             }
         };
         add(d.offline, "site offline", "sites offline");
+        add(
+            d.health_unknown,
+            "site with health unknown",
+            "sites with health unknown",
+        );
         add(d.critical_alarms, "critical alarm", "critical alarms");
         add(d.major_alarms, "major alarm", "major alarms");
         add(d.controller_alarms, "controller alarm", "controller alarms");
@@ -145,6 +150,7 @@ pub(crate) fn StatusBody(
         </section>
         <ul class="status-tiles" aria-label="Counts">
             {tile("Sites offline", d.offline, "/subclouds?availability=offline&management=managed", Tone::Critical)}
+            {tile("Health unknown", d.health_unknown, "/subclouds?alarm=unknown&management=managed", Tone::Warning)}
             {tile("Critical alarms", d.critical_alarms, "/alarms?severity=critical", Tone::Critical)}
             {tile("Major alarms", d.major_alarms, "/alarms?severity=major", Tone::Major)}
             {tile("Controller alarms", d.controller_alarms, "/controllers", Tone::Critical)}

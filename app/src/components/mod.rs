@@ -79,6 +79,7 @@ pub fn alarm_status_tone(v: AlarmStatus) -> Tone {
     match v {
         AlarmStatus::Critical => Tone::Critical,
         AlarmStatus::Degraded => Tone::Major,
+        AlarmStatus::Unknown => Tone::Warning,
         AlarmStatus::Ok => Tone::Ok,
         AlarmStatus::Disabled => Tone::Neutral,
     }

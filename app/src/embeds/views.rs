@@ -187,6 +187,7 @@ pub fn PeerGroupEmbed() -> impl IntoView {
                 ("Offline", sites.offline, Tone::Critical),
                 ("Critical", sites.critical, Tone::Critical),
                 ("Degraded", sites.degraded, Tone::Neutral),
+                ("Health unknown", sites.health_unknown, Tone::Neutral),
             ]
             .into_iter()
             .map(|(label, n, alert)| status_tile(label, n, alert, None))

@@ -101,6 +101,11 @@ fn DetailBody(
         ("Updated", d.updated_at.to_iso()),
     ];
     let active = d.alarms.iter().filter(|a| a.cleared_at.is_none()).count();
+    let unobserved = d
+        .agent
+        .as_ref()
+        .is_some_and(|a| a.last_report_at.is_some() && a.health == "unknown")
+        || s.alarm_status == engine::health::AlarmStatus::Unknown;
     view! {
         <h1>{s.name.clone()}</h1>
         {stale.map(|e| view! { <StaleNotice error=e/> })}
@@ -149,6 +154,12 @@ fn DetailBody(
         <DeploymentSection steps/>
         <section class="panel" aria-labelledby="alarms-heading">
             <h2 id="alarms-heading">{format!("Alarms ({active} active)")}</h2>
+            {unobserved.then(|| view! {
+                <p class="notice" data-alarms="unknown">
+                    "This site's agent does not observe its platform: its own alarms are unknown, "
+                    "and an empty list does not mean it has none."
+                </p>
+            })}
             {if d.alarms.is_empty() {
                 view! { <p class="empty">"No alarms."</p> }.into_any()
             } else {
@@ -271,6 +282,8 @@ fn health_tone(health: &str) -> Tone {
         "ok" | "healthy" | "online" => Tone::Ok,
         "degraded" | "warning" => Tone::Major,
         "failed" | "critical" | "down" => Tone::Critical,
+        // Not measured: never shown as fine.
+        "unknown" => Tone::Warning,
         _ => Tone::Neutral,
     }
 }

@@ -93,6 +93,8 @@ fn OverviewBody(
                 <Kpi label="Offline" value=o.offline href="/subclouds?availability=offline" tone=Tone::Critical of=total/>
                 <Kpi label="Critical alarm" value=o.alarm_critical href="/subclouds?alarm=critical" tone=Tone::Critical of=total/>
                 <Kpi label="Degraded by alarm" value=o.alarm_degraded href="/subclouds?alarm=degraded" tone=Tone::Major of=total/>
+                // Sites whose agents measure nothing of their platform: not counted as healthy.
+                <Kpi label="Health unknown" value=o.alarm_unknown href="/subclouds?alarm=unknown" tone=Tone::Warning of=total/>
                 <Kpi label="Out of sync" value=o.out_of_sync href="/subclouds?sync=out-of-sync" tone=Tone::Major of=total/>
                 <Kpi label="Unmanaged" value=o.unmanaged href="/subclouds?management=unmanaged" tone=Tone::Neutral of=total/>
                 <Kpi label="Deploy failed" value=o.deploy_failed href="/subclouds?deploy_class=failed" tone=Tone::Critical/>

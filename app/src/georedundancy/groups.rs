@@ -131,6 +131,7 @@ pub(super) fn site_counts(g: &PeerGroupView) -> impl IntoView {
             {part(s.offline, "offline", Tone::Critical)}
             {part(s.critical, "critical", Tone::Critical)}
             {(s.degraded > 0).then(|| part(s.degraded, "degraded", Tone::Major))}
+            {(s.health_unknown > 0).then(|| part(s.health_unknown, "health unknown", Tone::Warning))}
         </ul>
     }
 }

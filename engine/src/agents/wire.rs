@@ -71,11 +71,21 @@ pub struct ControllerRef {
 }
 
 text_enum! {
-    /// The site's own view of its platform health.
+    /// The site's own view of its platform health. `unknown`: the agent does not observe its
+    /// platform (no driver measures it), so neither its health nor its alarm list is a
+    /// measurement: the controller shows the site's alarm state as unknown, never as OK.
     pub enum SiteHealth: "site health" {
         Healthy = "healthy",
         Degraded = "degraded",
         Failed = "failed",
+        Unknown = "unknown",
+    }
+}
+
+impl SiteHealth {
+    /// Whether the agent measured its platform (so its alarm list is the site's real one).
+    pub fn observed(self) -> bool {
+        self != SiteHealth::Unknown
     }
 }
 

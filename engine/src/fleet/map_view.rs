@@ -17,6 +17,7 @@ text_enum! {
         Critical = "critical",
         Major = "major",
         Minor = "minor",
+        Unknown = "unknown",
         Ok = "ok",
         Unmanaged = "unmanaged",
     }
@@ -29,7 +30,8 @@ impl MapStatus {
             MapStatus::Offline => Glyph::Cross,
             MapStatus::Critical => Glyph::Triangle,
             MapStatus::Major => Glyph::Diamond,
-            MapStatus::Minor => Glyph::Square,
+            // Unknown is drawn hollow (style), minor filled: they differ in greyscale too.
+            MapStatus::Minor | MapStatus::Unknown => Glyph::Square,
             MapStatus::Ok | MapStatus::Unmanaged => Glyph::Circle,
         }
     }
@@ -41,6 +43,7 @@ impl MapStatus {
             MapStatus::Critical => "Critical alarm",
             MapStatus::Major => "Major alarm",
             MapStatus::Minor => "Minor alarm or warning",
+            MapStatus::Unknown => "Health unknown",
             MapStatus::Ok => "OK",
             MapStatus::Unmanaged => "Unmanaged",
         }
@@ -49,22 +52,25 @@ impl MapStatus {
     /// Higher is worse.
     pub fn rank(self) -> u8 {
         match self {
-            MapStatus::Offline => 5,
-            MapStatus::Critical => 4,
-            MapStatus::Major => 3,
-            MapStatus::Minor => 2,
+            MapStatus::Offline => 6,
+            MapStatus::Critical => 5,
+            MapStatus::Major => 4,
+            MapStatus::Minor => 3,
+            MapStatus::Unknown => 2,
             MapStatus::Ok => 1,
             MapStatus::Unmanaged => 0,
         }
     }
 
-    /// The status of one site from its management, availability and active alarm counts.
+    /// The status of one site from its management, availability and active alarm counts;
+    /// `observed`: whether its agent measures its platform (a site that does not is never OK).
     pub fn of(
         managed: bool,
         online: bool,
         critical: i64,
         major: i64,
         minor_or_warning: i64,
+        observed: bool,
     ) -> Self {
         if !managed {
             MapStatus::Unmanaged
@@ -76,6 +82,8 @@ impl MapStatus {
             MapStatus::Major
         } else if minor_or_warning > 0 {
             MapStatus::Minor
+        } else if !observed {
+            MapStatus::Unknown
         } else {
             MapStatus::Ok
         }
@@ -346,6 +354,7 @@ mod read {
     use super::*;
     use crate::error::Result;
     use crate::fleet::map::glyph_path;
+    use crate::health::AlarmStatus;
     use crate::store::Sql;
     use crate::Engine;
 
@@ -370,7 +379,7 @@ mod read {
             let mut b = Sql::new(
                 "SELECT s.name, s.lat, s.lon, s.management_state, s.availability, s.critical_alarms, \
                  s.major_alarms, s.minor_alarms + s.warnings, s.city, s.country, pg.name, \
-                 COALESCE(lc.name, c.name) \
+                 COALESCE(lc.name, c.name), s.alarm_status \
                  FROM subclouds s JOIN subcloud_groups g ON g.id = s.group_id \
                  LEFT JOIN peer_groups pg ON pg.id = s.peer_group_id \
                  LEFT JOIN system_controllers lc ON lc.id = pg.leader_id \
@@ -395,6 +404,7 @@ mod read {
                     r.try_get(5)?,
                     r.try_get(6)?,
                     r.try_get(7)?,
+                    r.try_get::<&str, _>(12)? != AlarmStatus::Unknown.as_str(),
                 );
                 if q.status.is_some_and(|s| s != status) {
                     continue;
@@ -592,13 +602,37 @@ mod tests {
 
     #[test]
     fn status_is_the_worst_condition() {
-        assert_eq!(MapStatus::of(false, false, 3, 0, 0), MapStatus::Unmanaged);
-        assert_eq!(MapStatus::of(true, false, 0, 0, 0), MapStatus::Offline);
-        assert_eq!(MapStatus::of(true, true, 1, 5, 5), MapStatus::Critical);
-        assert_eq!(MapStatus::of(true, true, 0, 1, 5), MapStatus::Major);
-        assert_eq!(MapStatus::of(true, true, 0, 0, 1), MapStatus::Minor);
-        assert_eq!(MapStatus::of(true, true, 0, 0, 0), MapStatus::Ok);
-        // Every status has its own shape except OK and unmanaged (told apart by style).
+        assert_eq!(
+            MapStatus::of(false, false, 3, 0, 0, true),
+            MapStatus::Unmanaged
+        );
+        assert_eq!(
+            MapStatus::of(true, false, 0, 0, 0, true),
+            MapStatus::Offline
+        );
+        assert_eq!(
+            MapStatus::of(true, true, 1, 5, 5, true),
+            MapStatus::Critical
+        );
+        assert_eq!(MapStatus::of(true, true, 0, 1, 5, true), MapStatus::Major);
+        assert_eq!(MapStatus::of(true, true, 0, 0, 1, true), MapStatus::Minor);
+        assert_eq!(MapStatus::of(true, true, 0, 0, 0, true), MapStatus::Ok);
+        // Not measured: never OK, but what is known to be wrong still wins.
+        assert_eq!(
+            MapStatus::of(true, true, 0, 0, 0, false),
+            MapStatus::Unknown
+        );
+        assert_eq!(MapStatus::of(true, true, 0, 0, 1, false), MapStatus::Minor);
+        assert_eq!(
+            MapStatus::of(true, false, 0, 0, 0, false),
+            MapStatus::Offline
+        );
+        // Worst first in ALL, by rank.
+        let mut by_rank = MapStatus::ALL.to_vec();
+        by_rank.sort_by_key(|s| std::cmp::Reverse(s.rank()));
+        assert_eq!(by_rank, MapStatus::ALL.to_vec());
+        // Every status has its own shape except OK and unmanaged, and minor and unknown (told
+        // apart by style: filled or hollow).
         let shapes: std::collections::HashSet<_> = MapStatus::ALL
             .iter()
             .map(|s| format!("{:?}", s.glyph()))

@@ -114,6 +114,9 @@ pub struct Overview {
     pub alarm_critical: u64,
     /// Subclouds whose alarm roll-up is `degraded`.
     pub alarm_degraded: u64,
+    /// Subclouds whose alarm roll-up is `unknown`: their agents do not observe the platform,
+    /// so they are neither healthy nor unhealthy as far as anyone measured.
+    pub alarm_unknown: u64,
     pub out_of_sync: u64,
     pub sync_unknown: u64,
     pub deploy_failed: u64,

@@ -275,11 +275,12 @@ impl Engine {
             format!("CAST(COALESCE(SUM(CASE WHEN {cond} THEN 1 ELSE 0 END), 0) AS BIGINT)")
         };
         let sql = format!(
-            "SELECT COUNT(*), {}, {}, {}, {}, {}, {}, {}, {} FROM subclouds",
+            "SELECT COUNT(*), {}, {}, {}, {}, {}, {}, {}, {}, {} FROM subclouds",
             sum("availability = 'online'"),
             sum("management_state = 'managed'"),
             sum("alarm_status = 'critical'"),
             sum("alarm_status = 'degraded'"),
+            sum("alarm_status = 'unknown'"),
             sum("sync_status = 'out-of-sync'"),
             sum("sync_status = 'unknown'"),
             sum(&in_list(
@@ -352,10 +353,11 @@ impl Engine {
             unmanaged: total - managed.min(total),
             alarm_critical: g(3)?,
             alarm_degraded: g(4)?,
-            out_of_sync: g(5)?,
-            sync_unknown: g(6)?,
-            deploy_failed: g(7)?,
-            deploy_in_progress: g(8)?,
+            alarm_unknown: g(5)?,
+            out_of_sync: g(6)?,
+            sync_unknown: g(7)?,
+            deploy_failed: g(8)?,
+            deploy_in_progress: g(9)?,
             active_alarms,
             controllers,
             software_versions: software_versions

@@ -225,6 +225,9 @@ pub struct GroupSites {
     pub offline: u64,
     pub critical: u64,
     pub degraded: u64,
+    /// Sites whose agents do not observe their platform (alarm roll-up `unknown`).
+    #[serde(default)]
+    pub health_unknown: u64,
     pub rehome_waiting: u64,
     pub rehomed: u64,
 }

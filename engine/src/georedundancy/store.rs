@@ -1071,7 +1071,8 @@ impl Engine {
              SUM(CASE WHEN alarm_status = 'critical' THEN 1 ELSE 0 END), \
              SUM(CASE WHEN alarm_status = 'degraded' THEN 1 ELSE 0 END), \
              SUM(CASE WHEN rehome_status = 'waiting' THEN 1 ELSE 0 END), \
-             SUM(CASE WHEN rehome_status = 'rehomed' THEN 1 ELSE 0 END) \
+             SUM(CASE WHEN rehome_status = 'rehomed' THEN 1 ELSE 0 END), \
+             SUM(CASE WHEN alarm_status = 'unknown' THEN 1 ELSE 0 END) \
              FROM subclouds WHERE peer_group_id IS NOT NULL GROUP BY peer_group_id",
         )
         .fetch_all(self.store.pool())
@@ -1092,6 +1093,7 @@ impl Engine {
                     degraded: n(4)?,
                     rehome_waiting: n(5)?,
                     rehomed: n(6)?,
+                    health_unknown: n(7)?,
                 },
             );
         }

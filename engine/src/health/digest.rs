@@ -25,11 +25,16 @@ pub struct Problem {
 /// The fleet's state in one look.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusDigest {
-    /// Nothing critical or major anywhere, every managed site online, every controller up.
+    /// Nothing critical or major anywhere, every managed site online and measuring its own
+    /// health, every controller up ([`StatusDigest::nothing_wrong`]).
     pub all_clear: bool,
     pub sites: u64,
     /// Managed sites offline.
     pub offline: u64,
+    /// Managed sites whose agents do not observe their platform (alarm roll-up `unknown`):
+    /// nobody measured that they are fine, so the fleet is not "all clear" while there are any.
+    #[serde(default)]
+    pub health_unknown: u64,
     pub critical_alarms: u64,
     pub major_alarms: u64,
     /// Controllers with an active alarm of their own (unreachable peer, waiting group, shortfall).
@@ -39,6 +44,18 @@ pub struct StatusDigest {
     /// Worst first, then oldest first.
     pub problems: Vec<Problem>,
     pub as_of: Millis,
+}
+
+impl StatusDigest {
+    /// The verdict "all clear": nothing known to be wrong, and nothing unmeasured.
+    pub fn nothing_wrong(&self) -> bool {
+        self.offline == 0
+            && self.health_unknown == 0
+            && self.critical_alarms == 0
+            && self.major_alarms == 0
+            && self.controller_alarms == 0
+            && self.stalled_strategies == 0
+    }
 }
 
 /// "42 min", "3 h 5 min", "2 d 4 h": how long since `since`, at `now`.
@@ -78,7 +95,8 @@ mod read {
             let now = Millis::now();
             let counts = sqlx::query(
                 "SELECT COUNT(*), \
-                 COALESCE(SUM(CASE WHEN management_state = 'managed' AND availability = 'offline' THEN 1 ELSE 0 END), 0) \
+                 COALESCE(SUM(CASE WHEN management_state = 'managed' AND availability = 'offline' THEN 1 ELSE 0 END), 0), \
+                 COALESCE(SUM(CASE WHEN management_state = 'managed' AND alarm_status = 'unknown' THEN 1 ELSE 0 END), 0) \
                  FROM subclouds",
             )
             .fetch_one(pool)
@@ -165,25 +183,25 @@ mod read {
             problems.truncate(MAX_PROBLEMS);
             let sites = u64::try_from(counts.try_get::<i64, _>(0)?).unwrap_or(0);
             let offline = u64::try_from(counts.try_get::<i64, _>(1)?).unwrap_or(0);
+            let health_unknown = u64::try_from(counts.try_get::<i64, _>(2)?).unwrap_or(0);
             let critical_alarms = u64::try_from(alarm_counts.try_get::<i64, _>(0)?).unwrap_or(0);
             let major_alarms = u64::try_from(alarm_counts.try_get::<i64, _>(1)?).unwrap_or(0);
             let controller_alarms = controller_rows.len() as u64;
             let stalled_strategies = stalled.len() as u64;
-            Ok(StatusDigest {
-                all_clear: offline == 0
-                    && critical_alarms == 0
-                    && major_alarms == 0
-                    && controller_alarms == 0
-                    && stalled_strategies == 0,
+            let mut digest = StatusDigest {
+                all_clear: false,
                 sites,
                 offline,
+                health_unknown,
                 critical_alarms,
                 major_alarms,
                 controller_alarms,
                 stalled_strategies,
                 problems,
                 as_of: now,
-            })
+            };
+            digest.all_clear = digest.nothing_wrong();
+            Ok(digest)
         }
     }
 }
@@ -191,6 +209,33 @@ mod read {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unmeasured_sites_are_not_all_clear() {
+        let clear = StatusDigest {
+            all_clear: true,
+            sites: 10,
+            offline: 0,
+            health_unknown: 0,
+            critical_alarms: 0,
+            major_alarms: 0,
+            controller_alarms: 0,
+            stalled_strategies: 0,
+            problems: Vec::new(),
+            as_of: Millis(0),
+        };
+        assert!(clear.nothing_wrong());
+        let unmeasured = StatusDigest {
+            health_unknown: 1,
+            ..clear.clone()
+        };
+        assert!(!unmeasured.nothing_wrong());
+        let offline = StatusDigest {
+            offline: 1,
+            ..clear
+        };
+        assert!(!offline.nothing_wrong());
+    }
 
     #[test]
     fn durations_read_at_a_glance() {

@@ -18,10 +18,13 @@ text_enum! {
 
 text_enum! {
     /// Alarm roll-up of one subcloud: `critical` if any critical alarm, `degraded` if any major
-    /// or minor, `OK` otherwise, `disabled` when alarm reporting is off.
+    /// or minor, `OK` otherwise, `disabled` when alarm reporting is off. `unknown` (not in
+    /// StarlingX): the site's agent does not observe its platform, so "no alarm" would be a
+    /// claim nobody measured; alarms the controller raises itself still make it worse.
     pub enum AlarmStatus: "alarm status" {
         Critical = "critical",
         Degraded = "degraded",
+        Unknown = "unknown",
         Ok = "OK",
         Disabled = "disabled",
     }
@@ -31,8 +34,9 @@ impl AlarmStatus {
     /// Severity order, worst highest (stored as `alarm_rank` for sorting).
     pub fn rank(self) -> i64 {
         match self {
-            AlarmStatus::Critical => 3,
-            AlarmStatus::Degraded => 2,
+            AlarmStatus::Critical => 4,
+            AlarmStatus::Degraded => 3,
+            AlarmStatus::Unknown => 2,
             AlarmStatus::Ok => 1,
             AlarmStatus::Disabled => 0,
         }
@@ -65,10 +69,19 @@ impl AlarmCounts {
 
     /// The roll-up of §1.7. Warnings alone leave a subcloud `OK`.
     pub fn status(self) -> AlarmStatus {
+        self.status_when(true)
+    }
+
+    /// The roll-up when the site's own alarms may not have been observed: what is known to be
+    /// wrong still shows (critical, degraded), but "nothing wrong" is only `OK` when the site
+    /// measured its alarms; otherwise it is `unknown`.
+    pub fn status_when(self, site_observed: bool) -> AlarmStatus {
         if self.critical > 0 {
             AlarmStatus::Critical
         } else if self.major > 0 || self.minor > 0 {
             AlarmStatus::Degraded
+        } else if !site_observed {
+            AlarmStatus::Unknown
         } else {
             AlarmStatus::Ok
         }
@@ -159,6 +172,33 @@ mod tests {
             (c.critical, c.major, c.minor, c.warnings, c.total()),
             (1, 2, 0, 1, 4)
         );
+    }
+
+    #[test]
+    fn unobserved_sites_are_never_ok() {
+        use AlarmSeverity::*;
+        // Nothing measured, nothing raised: unknown, not OK.
+        assert_eq!(
+            AlarmCounts::of(&[]).status_when(false),
+            AlarmStatus::Unknown
+        );
+        assert_eq!(
+            AlarmCounts::of(&[Warning]).status_when(false),
+            AlarmStatus::Unknown
+        );
+        // What the controller knows is wrong still shows.
+        assert_eq!(
+            AlarmCounts::of(&[Critical]).status_when(false),
+            AlarmStatus::Critical
+        );
+        assert_eq!(
+            AlarmCounts::of(&[Major]).status_when(false),
+            AlarmStatus::Degraded
+        );
+        // Sorted worst first: unknown between degraded and OK.
+        let mut by_rank = AlarmStatus::ALL.to_vec();
+        by_rank.sort_by_key(|s| std::cmp::Reverse(s.rank()));
+        assert_eq!(by_rank, AlarmStatus::ALL.to_vec());
     }
 
     #[test]

@@ -414,6 +414,11 @@ impl Engine {
                 alarm_sync.push((p.id, &v.alarms));
                 touched.push(p.id);
             }
+            // Whether the site observes its platform decides OK versus unknown, even when no
+            // alarm changed.
+            if old.map(|o| o.health.observed()) != Some(v.health.observed()) {
+                touched.push(p.id);
+            }
         }
         // Availability first: a subcloud coming online then gets its endpoints' sync below.
         bulk_update(
@@ -626,11 +631,19 @@ impl Engine {
             let sev: AlarmSeverity = crate::store::parse_col("severity", r.try_get::<&str, _>(1)?)?;
             counts.entry(r.try_get(0)?).or_default().push(sev);
         }
+        // A site that does not observe its platform is `unknown`, not `OK`, without alarms.
+        let observed: HashMap<i64, bool> = plans
+            .iter()
+            .filter_map(|p| {
+                let v = p.view.as_ref().or(p.before.1.as_ref())?;
+                Some((p.id, v.health.observed()))
+            })
+            .collect();
         let rollup: Vec<Vec<Cell>> = counts
             .iter()
             .map(|(id, sevs)| {
                 let c = AlarmCounts::of(sevs.iter());
-                let status = c.status();
+                let status = c.status_when(observed.get(id).copied().unwrap_or(true));
                 vec![
                     Cell::Int(*id),
                     Cell::Text(status.as_str().into()),
