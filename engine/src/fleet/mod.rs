@@ -10,6 +10,8 @@ mod query;
 #[cfg(feature = "store")]
 pub mod demo;
 #[cfg(feature = "store")]
+pub mod demo_strategy;
+#[cfg(feature = "store")]
 mod store;
 
 mod map_view;
