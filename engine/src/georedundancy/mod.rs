@@ -6,7 +6,11 @@
 //!
 //! - [`model`]: types, the peer protocol's messages, epochs.
 //! - [`plan`]: where a failed controller's groups go (pure; the drill uses it too).
-//! - `runtime`: heartbeat state, agent evidence, decisions, the peer loop.
+//! - [`decide`]: whether and where a failed controller's groups move now (pure: who decides,
+//!   policies, maintenance, the evidence quorum, the decisions from a plan).
+//! - `config`: this controller's part (peers, capacity, quorum, timing).
+//! - `runtime`: live peer state and the peer loop (inbound messages, operator actions, read
+//!   views, the loop's round), carrying out `decide`'s decisions.
 //! - `store`: reads, takeover and adoption transactions, replication.
 //!
 //! Safety rests on three rules:
@@ -22,6 +26,9 @@
 //!    the smallest name decides (all survivors compute the same); with `delegate` the named
 //!    delegate decides; with `alarm` an operator does.
 
+#[cfg(feature = "store")]
+mod config;
+pub mod decide;
 pub mod model;
 pub mod plan;
 #[cfg(feature = "store")]
@@ -29,9 +36,11 @@ mod runtime;
 #[cfg(feature = "store")]
 pub(crate) mod store;
 
+#[cfg(feature = "store")]
+pub use config::{GeoConfig, PeerConfig};
 pub use model::*;
 #[cfg(feature = "store")]
-pub use runtime::{spawn_peer_loop, GeoConfig, GeoRuntime, PeerConfig, PeerFuture, PeerLink};
+pub use runtime::{spawn_peer_loop, GeoRuntime, PeerFuture, PeerLink};
 
 /// Alarm ids raised about controllers.
 pub mod alarm_ids {

@@ -302,7 +302,7 @@ impl Engine {
     }
 
     /// Writes this controller's and its peers' settings from the configuration.
-    pub(crate) async fn geo_store_config(&self, cfg: &super::runtime::GeoConfig) -> Result<()> {
+    pub(crate) async fn geo_store_config(&self, cfg: &super::config::GeoConfig) -> Result<()> {
         let mut tx = self.store.begin_write().await?;
         let now = Millis::now().0;
         let this = sqlx::query(
