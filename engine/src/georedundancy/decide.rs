@@ -144,7 +144,6 @@ pub fn eligible(
         .filter_map(|g| {
             let need = quorum(g.online, quorum_percent);
             if g.seen < need {
-                tracing::debug!(group = %g.group, seen = g.seen, need, "not enough agent evidence yet");
                 return None;
             }
             if ordered

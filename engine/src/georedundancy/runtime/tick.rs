@@ -374,6 +374,12 @@ impl Engine {
                     + remote.get(&g.name).copied().unwrap_or(0),
             })
             .collect();
+        for c in &counts {
+            let need = decide::quorum(c.online, geo.config.quorum_percent);
+            if c.seen < need {
+                tracing::debug!(group = %c.group, seen = c.seen, need, "not enough agent evidence yet");
+            }
+        }
         let eligible = decide::eligible(&counts, geo.config.quorum_percent, &ordered, now);
         if eligible.is_empty() {
             return Ok(());
